@@ -1,0 +1,1 @@
+"""apis (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""datasets (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""transforms (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""Runner-side additions: hooks."""

@@ -1,0 +1,1 @@
+"""evaluation (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""backbones (filled in by its owner)."""

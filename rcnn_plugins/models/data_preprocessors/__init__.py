@@ -1,0 +1,1 @@
+"""data_preprocessors (filled in by its owner)."""

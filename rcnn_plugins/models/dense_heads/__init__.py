@@ -1,0 +1,1 @@
+"""dense_heads (filled in by its owner)."""

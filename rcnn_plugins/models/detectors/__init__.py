@@ -1,0 +1,1 @@
+"""detectors (filled in by its owner)."""

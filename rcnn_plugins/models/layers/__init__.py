@@ -1,0 +1,1 @@
+"""layers (filled in by its owner)."""

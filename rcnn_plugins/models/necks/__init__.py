@@ -1,0 +1,1 @@
+"""necks (filled in by its owner)."""

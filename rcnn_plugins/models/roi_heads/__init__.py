@@ -1,0 +1,1 @@
+"""roi_heads (filled in by its owner)."""

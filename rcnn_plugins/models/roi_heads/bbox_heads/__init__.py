@@ -1,0 +1,1 @@
+"""bbox_heads (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""roi_extractors (filled in by its owner)."""

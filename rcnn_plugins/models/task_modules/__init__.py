@@ -1,0 +1,1 @@
+"""task_modules (filled in by its owner)."""

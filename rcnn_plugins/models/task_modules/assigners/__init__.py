@@ -1,0 +1,1 @@
+"""assigners (filled in by its owner)."""

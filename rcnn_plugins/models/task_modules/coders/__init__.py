@@ -1,0 +1,1 @@
+"""coders (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""prior_generators (filled in by its owner)."""

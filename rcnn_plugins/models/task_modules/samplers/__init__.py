@@ -1,0 +1,1 @@
+"""samplers (filled in by its owner)."""

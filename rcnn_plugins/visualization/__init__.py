@@ -1,0 +1,1 @@
+"""visualization (filled in by its owner)."""
