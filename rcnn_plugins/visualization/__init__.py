@@ -1,1 +1,5 @@
-"""visualization (filled in by its owner)."""
+"""Visualization: ``DetLocalVisualizer`` (registered in ``VISUALIZERS``) and colour palettes."""
+from .local_visualizer import DetLocalVisualizer
+from .palette import get_palette
+
+__all__ = ['DetLocalVisualizer', 'get_palette']

@@ -1,1 +1,4 @@
-"""backbones (filled in by its owner)."""
+"""Backbones: networks that turn an image batch into a tuple of multi-scale feature maps."""
+from .resnet import ResNet
+
+__all__ = ['ResNet']

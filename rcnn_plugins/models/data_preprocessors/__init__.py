@@ -1,1 +1,4 @@
-"""data_preprocessors (filled in by its owner)."""
+"""Data preprocessors: collate, normalise and pad a batch before the network sees it."""
+from .data_preprocessor import DetDataPreprocessor
+
+__all__ = ['DetDataPreprocessor']

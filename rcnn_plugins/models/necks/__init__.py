@@ -1,1 +1,4 @@
-"""necks (filled in by its owner)."""
+"""Necks: modules that mix a backbone's multi-scale feature maps (e.g. a feature pyramid)."""
+from .fpn import FPN
+
+__all__ = ['FPN']

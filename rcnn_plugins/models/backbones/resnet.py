@@ -1,0 +1,352 @@
+"""ResNet backbone (He et al., 2016), registered as ``'ResNet'``.
+
+Arguments, defaults and ``state_dict`` keys are MMDetection 3.x's, which equal torchvision's ResNet
+keys without ``fc.*`` (``conv1.weight``, ``bn1.*``, ``layer1.0.conv1.weight``,
+``layer1.0.downsample.0.weight``, ...), so torchvision / MMDetection ImageNet checkpoints load as-is.
+Norm layers come from ``mmcv.cnn.build_norm_layer`` (``BN``, ``SyncBN``, ``GN``, ``requires_grad``)
+and are named by it (``bn1`` for BN, ``gn1`` for GN), as in MMDetection.
+"""
+import os
+import warnings
+from typing import Optional, Sequence, Tuple
+from urllib.parse import urlparse
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_conv_layer, build_norm_layer
+from mmengine.model import BaseModule, Sequential
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from rcnn_plugins.registry import MODELS
+
+
+class BasicBlock(BaseModule):
+    """Two 3x3 convs with an identity (or ``downsample``) shortcut; ``expansion`` = 1.
+
+    ``style`` is accepted for a uniform block signature; with two 3x3 convs it changes nothing.
+
+    ``forward(x (B, inplanes, H, W)) -> (B, planes, H / stride, W / stride)``.
+    """
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
+                 downsample: Optional[nn.Module] = None, style: str = 'pytorch', with_cp: bool = False,
+                 conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN'),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
+        self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
+        self.conv1 = build_conv_layer(conv_cfg, inplanes, planes, 3, stride=stride, padding=dilation,
+                                      dilation=dilation, bias=False)
+        self.add_module(self.norm1_name, norm1)
+        self.conv2 = build_conv_layer(conv_cfg, planes, planes, 3, padding=1, bias=False)
+        self.add_module(self.norm2_name, norm2)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.with_cp = with_cp
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    @property
+    def norm2(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return out + identity
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            # Recompute the block in backward instead of storing its activations.
+            out = cp.checkpoint(self._residual, x, use_reentrant=False)
+        else:
+            out = self._residual(x)
+        return self.relu(out)
+
+
+class Bottleneck(BaseModule):
+    """1x1 reduce, 3x3, 1x1 expand (``expansion`` = 4) with a shortcut.
+
+    ``style='pytorch'`` puts the stride on the 3x3 conv, ``'caffe'`` on the first 1x1 conv.
+    ``forward(x (B, inplanes, H, W)) -> (B, 4 * planes, H / stride, W / stride)``.
+    """
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
+                 downsample: Optional[nn.Module] = None, style: str = 'pytorch', with_cp: bool = False,
+                 conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN'),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        conv1_stride, conv2_stride = (1, stride) if style == 'pytorch' else (stride, 1)
+        self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
+        self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
+        self.norm3_name, norm3 = build_norm_layer(norm_cfg, planes * self.expansion, postfix=3)
+        self.conv1 = build_conv_layer(conv_cfg, inplanes, planes, 1, stride=conv1_stride, bias=False)
+        self.add_module(self.norm1_name, norm1)
+        self.conv2 = build_conv_layer(conv_cfg, planes, planes, 3, stride=conv2_stride, padding=dilation,
+                                      dilation=dilation, bias=False)
+        self.add_module(self.norm2_name, norm2)
+        self.conv3 = build_conv_layer(conv_cfg, planes, planes * self.expansion, 1, bias=False)
+        self.add_module(self.norm3_name, norm3)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.with_cp = with_cp
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    @property
+    def norm2(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
+    @property
+    def norm3(self) -> nn.Module:
+        return getattr(self, self.norm3_name)
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self.relu(self.norm2(self.conv2(out)))
+        out = self.norm3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return out + identity
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(self._residual, x, use_reentrant=False)
+        else:
+            out = self._residual(x)
+        return self.relu(out)
+
+
+@MODELS.register_module()
+class ResNet(BaseModule):
+    """ResNet-18/34/50/101/152 returning the feature maps of the stages in ``out_indices``.
+
+    Args:
+        depth: 18, 34, 50, 101 or 152.
+        in_channels: channels of the input image.
+        stem_channels: output channels of the stem (``None``: ``base_channels``).
+        base_channels: width of the first stage (``planes``); stage ``i`` has ``base_channels * 2**i``.
+        num_stages: 1..4 stages built.
+        strides, dilations: per stage, for its first block (stride) / all its blocks (dilation).
+        out_indices: stages whose outputs ``forward`` returns (in stage order).
+        style: ``'pytorch'`` (stride on the 3x3 conv) or ``'caffe'`` (stride on the first 1x1).
+        deep_stem: three 3x3 convs (``stem.*``) instead of one 7x7 conv (ResNetV1c/d).
+        avg_down: shortcut downsampling by AvgPool + 1x1 conv instead of a strided 1x1 conv (ResNetV1d).
+        frozen_stages: stem and stages ``1..frozen_stages`` are kept in eval mode with
+            ``requires_grad=False`` (-1: nothing frozen, 0: stem only).
+        conv_cfg, norm_cfg: given to ``mmcv.cnn.build_conv_layer`` / ``build_norm_layer``.
+        norm_eval: keep every BatchNorm in eval mode (running statistics frozen) under ``train()``.
+        dcn: deformable convs need compiled ops, which this project does not have; must be ``None``.
+        with_cp: gradient checkpointing of every block while training (saves memory, costs time).
+        zero_init_residual: the last norm of each block starts at 0, so each block starts as identity.
+        pretrained: deprecated, same as ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
+        init_cfg: mmengine init config; ``None`` gives Kaiming convs and unit norms.
+
+    ``forward(x (B, in_channels, H, W))`` returns a tuple with, for each ``i`` in ``out_indices``, a
+    ``(B, base_channels * 2**i * expansion, H / 2**(i + 2), W / 2**(i + 2))`` tensor (default strides).
+    """
+    arch_settings = {
+        18: (BasicBlock, (2, 2, 2, 2)),
+        34: (BasicBlock, (3, 4, 6, 3)),
+        50: (Bottleneck, (3, 4, 6, 3)),
+        101: (Bottleneck, (3, 4, 23, 3)),
+        152: (Bottleneck, (3, 8, 36, 3)),
+    }
+
+    def __init__(self,
+                 depth: int,
+                 in_channels: int = 3,
+                 stem_channels: Optional[int] = None,
+                 base_channels: int = 64,
+                 num_stages: int = 4,
+                 strides: Sequence[int] = (1, 2, 2, 2),
+                 dilations: Sequence[int] = (1, 1, 1, 1),
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 style: str = 'pytorch',
+                 deep_stem: bool = False,
+                 avg_down: bool = False,
+                 frozen_stages: int = -1,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 norm_eval: bool = True,
+                 dcn: Optional[dict] = None,
+                 with_cp: bool = False,
+                 zero_init_residual: bool = True,
+                 pretrained: Optional[str] = None,
+                 init_cfg=None):
+        super().__init__(init_cfg)
+        if depth not in self.arch_settings:
+            raise KeyError(f'invalid depth {depth!r} for ResNet; allowed depths: {sorted(self.arch_settings)}')
+        if not 1 <= num_stages <= 4:
+            raise ValueError(f'num_stages must be in 1..4, got {num_stages}')
+        if len(strides) < num_stages or len(dilations) < num_stages:
+            raise ValueError(f'strides {tuple(strides)} and dilations {tuple(dilations)} need one value per '
+                             f'stage ({num_stages} stages)')
+        if not out_indices or any(not 0 <= i < num_stages for i in out_indices):
+            raise ValueError(f'out_indices {tuple(out_indices)} must be non-empty stage indices in '
+                             f'0..{num_stages - 1}')
+        if style not in ('pytorch', 'caffe'):
+            raise ValueError(f"style must be 'pytorch' or 'caffe', got {style!r}")
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must be in -1..{num_stages}, got {frozen_stages}')
+        if dcn is not None:
+            raise NotImplementedError('dcn (deformable conv) needs compiled mmcv.ops, which rcnn_plugins does '
+                                      'not use; set dcn=None')
+        if init_cfg is not None and pretrained is not None:
+            raise ValueError('give either init_cfg or the deprecated pretrained, not both')
+
+        block, stage_blocks = self.arch_settings[depth]
+        block_init_cfg = None
+        if pretrained is not None:
+            if not isinstance(pretrained, str):
+                raise TypeError(f'pretrained must be a checkpoint path/name (str) or None, got {type(pretrained)}')
+            warnings.warn('ResNet(pretrained=...) is deprecated; use init_cfg=dict(type="Pretrained", '
+                          'checkpoint=...)', DeprecationWarning)
+            self.init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        elif init_cfg is None:
+            self.init_cfg = [dict(type='Kaiming', layer='Conv2d'),
+                             dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
+            if zero_init_residual:
+                # Children are initialised after the parent, so this overrides the unit norm above.
+                last_norm = 'norm2' if block is BasicBlock else 'norm3'
+                block_init_cfg = dict(type='Constant', val=0, override=dict(name=last_norm))
+
+        self.depth = depth
+        self.out_indices = tuple(out_indices)
+        self.deep_stem = deep_stem
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.zero_init_residual = zero_init_residual
+        stem_channels = base_channels if stem_channels is None else stem_channels
+
+        self._make_stem(in_channels, stem_channels, conv_cfg, norm_cfg)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+        self.res_layers = []
+        inplanes = stem_channels
+        for i in range(num_stages):
+            planes = base_channels * 2**i
+            layer = self._make_layer(block, inplanes, planes, stage_blocks[i], strides[i], dilations[i], style,
+                                     avg_down, with_cp, conv_cfg, norm_cfg, block_init_cfg)
+            inplanes = planes * block.expansion
+            self.add_module(f'layer{i + 1}', layer)
+            self.res_layers.append(f'layer{i + 1}')
+        self.feat_dim = inplanes
+        self._freeze_stages()
+
+    def _make_stem(self, in_channels: int, stem_channels: int, conv_cfg, norm_cfg) -> None:
+        if self.deep_stem:
+            mid = stem_channels // 2
+            layers = []
+            for c_in, c_out, stride in ((in_channels, mid, 2), (mid, mid, 1), (mid, stem_channels, 1)):
+                layers += [build_conv_layer(conv_cfg, c_in, c_out, 3, stride=stride, padding=1, bias=False),
+                           build_norm_layer(norm_cfg, c_out)[1], nn.ReLU(inplace=True)]
+            self.stem = nn.Sequential(*layers)
+        else:
+            self.conv1 = build_conv_layer(conv_cfg, in_channels, stem_channels, 7, stride=2, padding=3, bias=False)
+            self.norm1_name, norm1 = build_norm_layer(norm_cfg, stem_channels, postfix=1)
+            self.add_module(self.norm1_name, norm1)
+            self.relu = nn.ReLU(inplace=True)
+
+    @staticmethod
+    def _make_layer(block, inplanes, planes, num_blocks, stride, dilation, style, avg_down, with_cp, conv_cfg,
+                    norm_cfg, block_init_cfg) -> Sequential:
+        downsample = None
+        if stride != 1 or inplanes != planes * block.expansion:
+            conv_stride = stride
+            layers = []
+            if avg_down and stride != 1:
+                conv_stride = 1
+                layers.append(nn.AvgPool2d(kernel_size=stride, stride=stride, ceil_mode=True,
+                                           count_include_pad=False))
+            layers += [build_conv_layer(conv_cfg, inplanes, planes * block.expansion, 1, stride=conv_stride,
+                                        bias=False),
+                       build_norm_layer(norm_cfg, planes * block.expansion)[1]]
+            downsample = nn.Sequential(*layers)
+        common = dict(dilation=dilation, style=style, with_cp=with_cp, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                      init_cfg=block_init_cfg)
+        blocks = [block(inplanes, planes, stride=stride, downsample=downsample, **common)]
+        blocks += [block(planes * block.expansion, planes, **common) for _ in range(1, num_blocks)]
+        # mmengine's Sequential (not nn.Sequential) so init_weights reaches the blocks' init_cfg.
+        return Sequential(*blocks)
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        stem = [self.stem] if self.deep_stem else [self.conv1, self.norm1]
+        frozen = stem + [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'ResNet':
+        """Set train/eval mode, keeping frozen stages and (with ``norm_eval``) all BatchNorms in eval."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def init_weights(self) -> None:
+        """Initialise from ``init_cfg``; a ``torchvision://`` checkpoint must already be in the hub cache."""
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        for cfg in cfgs:
+            if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+                _check_torchvision_checkpoint_cached(str(cfg.get('checkpoint')))
+        super().init_weights()
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if self.deep_stem:
+            x = self.stem(x)
+        else:
+            x = self.relu(self.norm1(self.conv1(x)))
+        x = self.maxpool(x)
+        outs = []
+        for i, name in enumerate(self.res_layers):
+            x = getattr(self, name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+
+def _check_torchvision_checkpoint_cached(checkpoint: str) -> None:
+    """Fail early, with instructions, when a ``torchvision://NAME`` checkpoint would be downloaded.
+
+    mmengine resolves ``torchvision://NAME`` (and the older ``modelzoo://NAME``) through its
+    ``get_torchvision_models()`` table to a download URL and loads it with ``torch.hub``'s
+    ``load_state_dict_from_url``, which reads ``<torch.hub.get_dir()>/checkpoints/<URL file name>``
+    if present and downloads otherwise. This machine has no network, so a missing file is an error.
+    """
+    for prefix in ('torchvision://', 'modelzoo://'):
+        if checkpoint.startswith(prefix):
+            name = checkpoint[len(prefix):]
+            break
+    else:
+        return
+    from mmengine.runner.checkpoint import get_torchvision_models
+    urls = get_torchvision_models()
+    if name not in urls:
+        raise KeyError(f'unknown torchvision checkpoint {checkpoint!r}; known ResNet names: '
+                       f'{sorted(k for k in urls if k.startswith("resnet"))}')
+    url = urls[name]
+    cached = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(urlparse(url).path))
+    if not os.path.isfile(cached):
+        raise FileNotFoundError(
+            f'init_cfg asks for the pretrained checkpoint {checkpoint!r}, which would be downloaded from '
+            f'{url}, but there is no network. Place that file at {cached} (the torch hub cache; set '
+            f'TORCH_HOME to move it), or give a local path as init_cfg=dict(type="Pretrained", '
+            f'checkpoint="/path/to/file.pth"), or set init_cfg=None for random initialisation.')
