@@ -1,1 +1,6 @@
-"""assigners (filled in by its owner)."""
+"""Assigners (which ground truth each prior should predict) and IoU calculators."""
+from .assign_result import AssignResult
+from .iou2d_calculator import BboxOverlaps2D
+from .max_iou_assigner import MaxIoUAssigner
+
+__all__ = ['AssignResult', 'BboxOverlaps2D', 'MaxIoUAssigner']

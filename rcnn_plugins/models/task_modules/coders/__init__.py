@@ -1,1 +1,4 @@
-"""coders (filled in by its owner)."""
+"""Box coders: boxes <-> regression targets."""
+from .delta_xywh_bbox_coder import DeltaXYWHBBoxCoder
+
+__all__ = ['DeltaXYWHBBoxCoder']

@@ -1,1 +1,4 @@
-"""prior_generators (filled in by its owner)."""
+"""Prior (anchor) generators, registered in ``TASK_UTILS``."""
+from .anchor_generator import AnchorGenerator
+
+__all__ = ['AnchorGenerator']

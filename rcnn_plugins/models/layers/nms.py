@@ -1,0 +1,113 @@
+"""Non-maximum suppression with MMDetection's ``batched_nms`` / ``multiclass_nms`` interface.
+
+The NMS itself is ``torchvision.ops.nms`` / ``batched_nms`` (class-wise via torchvision's own
+coordinate-offset or per-class strategy). ``nms_cfg`` is the config dict MMDetection uses,
+e.g. ``dict(type='nms', iou_threshold=0.7)``, optionally with ``max_num``, ``class_agnostic``
+and ``split_thr`` (accepted and unused: torchvision picks its per-class strategy itself).
+"""
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+from torchvision.ops import batched_nms as tv_batched_nms
+from torchvision.ops import nms as tv_nms
+
+_NMS_KEYS = {'type', 'iou_threshold', 'max_num', 'class_agnostic', 'split_thr', 'offset'}
+
+
+def _parse_nms_cfg(nms_cfg: dict, class_agnostic: bool) -> Tuple[float, int, bool]:
+    """-> (iou_threshold, max_num, class_agnostic), with clear errors for what torchvision lacks."""
+    unknown = set(nms_cfg) - _NMS_KEYS
+    if unknown:
+        raise ValueError(f'nms_cfg: unknown keys {sorted(unknown)}; supported: {sorted(_NMS_KEYS)}')
+    nms_type = nms_cfg.get('type', 'nms')
+    if nms_type != 'nms':
+        raise NotImplementedError(f"nms_cfg: type {nms_type!r} is not available (only 'nms', from "
+                                  'torchvision.ops); use type="nms"')
+    if nms_cfg.get('offset', 0) != 0:
+        raise NotImplementedError('nms_cfg: offset=1 (legacy +1 box widths) is not supported by torchvision NMS; '
+                                  'use offset=0')
+    if 'iou_threshold' not in nms_cfg:
+        raise ValueError(f"nms_cfg needs 'iou_threshold', got {nms_cfg!r}")
+    return (float(nms_cfg['iou_threshold']), int(nms_cfg.get('max_num', -1)),
+            bool(nms_cfg.get('class_agnostic', class_agnostic)))
+
+
+def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: Optional[dict],
+                class_agnostic: bool = False) -> Tuple[Tensor, Tensor]:
+    """NMS done independently per category ``idxs`` (or across all, if class-agnostic).
+
+    Args:
+        boxes: (N, 4) xyxy.
+        scores: (N,).
+        idxs: (N,) category of each box; boxes of different categories never suppress each other.
+        nms_cfg: e.g. ``dict(type='nms', iou_threshold=0.7, max_num=1000)``; ``None``: no NMS,
+            just sort by score. ``nms_cfg['class_agnostic']`` overrides the argument.
+        class_agnostic: one NMS over all boxes, ignoring ``idxs``.
+
+    Returns:
+        dets: (K, 5) kept boxes with their score as the last column, by descending score.
+        keep: (K,) indices of the kept boxes into the inputs.
+    """
+    if boxes.dim() != 2 or boxes.size(-1) != 4 or scores.shape != boxes.shape[:1]:
+        raise ValueError(f'batched_nms: need boxes (N, 4) and scores (N,), got {tuple(boxes.shape)} and '
+                         f'{tuple(scores.shape)}')
+    if nms_cfg is None:
+        scores, keep = scores.sort(descending=True)
+        return torch.cat([boxes[keep], scores[:, None]], dim=-1), keep
+    iou_threshold, max_num, class_agnostic = _parse_nms_cfg(nms_cfg, class_agnostic)
+    # Suppress in float32: torchvision's CPU kernel has no half version, and class-wise offsets
+    # (class id x max coordinate) would overflow float16.
+    if class_agnostic:
+        keep = tv_nms(boxes.float(), scores.float(), iou_threshold)
+    else:
+        keep = tv_batched_nms(boxes.float(), scores.float(), idxs, iou_threshold)
+    if max_num > 0:
+        keep = keep[:max_num]
+    return torch.cat([boxes[keep], scores[keep, None].to(boxes.dtype)], dim=-1), keep
+
+
+def multiclass_nms(multi_bboxes: Tensor, multi_scores: Tensor, score_thr: float, nms_cfg: Optional[dict],
+                   max_num: int = -1, score_factors: Optional[Tensor] = None,
+                   return_inds: bool = False) -> Union[Tuple[Tensor, Tensor], Tuple[Tensor, Tensor, Tensor]]:
+    """Per-class score threshold + NMS over the N x C (box, class) candidates.
+
+    Args:
+        multi_bboxes: (N, C * 4) class-specific boxes, or (N, 4) shared by all classes.
+        multi_scores: (N, C + 1) class probabilities; the last column (background) is dropped.
+        score_thr: candidates with score <= this are discarded (before ``score_factors``).
+        nms_cfg: see :func:`batched_nms`.
+        max_num: keep at most this many detections (highest scores); <= 0 keeps all.
+        score_factors: (N,) multiplied into the scores after thresholding (e.g. centerness).
+        return_inds: also return the kept candidates' indices into the flattened (N * C) grid.
+
+    Returns:
+        dets (K, 5) [x1, y1, x2, y2, score], labels (K,) long in [0, C)[, inds (K,)].
+    """
+    num_boxes, num_classes = multi_scores.size(0), multi_scores.size(1) - 1
+    if multi_bboxes.size(0) != num_boxes or multi_bboxes.size(1) not in (4, 4 * num_classes):
+        raise ValueError(f'multiclass_nms: need multi_bboxes (N, 4) or (N, {4 * num_classes}) for multi_scores '
+                         f'{tuple(multi_scores.shape)}, got {tuple(multi_bboxes.shape)}')
+    if multi_bboxes.size(1) > 4:
+        bboxes = multi_bboxes.reshape(num_boxes, num_classes, 4)
+    else:
+        bboxes = multi_bboxes[:, None].expand(num_boxes, num_classes, 4)
+    scores = multi_scores[:, :-1]
+    labels = torch.arange(num_classes, dtype=torch.long, device=scores.device).expand(num_boxes, num_classes)
+
+    bboxes = bboxes.reshape(-1, 4)
+    scores = scores.reshape(-1)
+    labels = labels.reshape(-1)
+    valid = scores > score_thr
+    if score_factors is not None:
+        scores = scores * score_factors.reshape(-1, 1).expand(num_boxes, num_classes).reshape(-1)
+    inds = valid.nonzero().reshape(-1)
+    bboxes, scores, labels = bboxes[inds], scores[inds], labels[inds]
+
+    if bboxes.numel() == 0:
+        dets = torch.cat([bboxes, scores[:, None]], dim=-1)
+        return (dets, labels, inds) if return_inds else (dets, labels)
+    dets, keep = batched_nms(bboxes, scores, labels, nms_cfg)
+    if max_num > 0:
+        dets, keep = dets[:max_num], keep[:max_num]
+    return (dets, labels[keep], inds[keep]) if return_inds else (dets, labels[keep])
