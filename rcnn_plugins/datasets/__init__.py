@@ -1,1 +1,16 @@
-"""datasets (filled in by its owner)."""
+"""Datasets, transforms and batch samplers; importing this package registers all of them.
+
+``CocoDataset``, ``XMLDataset`` and ``VOCDataset`` (``DATASETS``) load annotations into
+MMDetection 3.x data_infos and validate them once at load time (see :mod:`.validation`);
+mmengine's ``ConcatDataset`` / ``RepeatDataset`` wrap them unchanged.
+"""
+from . import samplers, transforms
+from .base_det_dataset import BaseDetDataset
+from .coco import COCO_CLASSES, CocoDataset
+from .errors import DatasetError, DatasetWarning
+from .samplers import AspectRatioBatchSampler
+from .voc import VOC_CLASSES, VOCDataset
+from .xml_style import XMLDataset
+
+__all__ = ['BaseDetDataset', 'CocoDataset', 'XMLDataset', 'VOCDataset', 'COCO_CLASSES', 'VOC_CLASSES',
+           'DatasetError', 'DatasetWarning', 'AspectRatioBatchSampler', 'samplers', 'transforms']

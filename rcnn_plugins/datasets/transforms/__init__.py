@@ -1,1 +1,12 @@
-"""transforms (filled in by its owner)."""
+"""Data transforms (registered in ``TRANSFORMS``, scope rcnn_plugins).
+
+``LoadImageFromFile``, ``LoadAnnotations``, ``Resize`` and ``RandomFlip`` extend mmcv's
+transforms of the same names; mmcv's other transforms (``Pad``, ``RandomResize``, ...) are
+reached through the parent registry.
+"""
+from .flip import RandomFlip
+from .formatting import PackDetInputs
+from .loading import LoadAnnotations, LoadImageFromFile, LoadImageFromNDArray
+from .resize import Resize
+
+__all__ = ['LoadImageFromFile', 'LoadImageFromNDArray', 'LoadAnnotations', 'Resize', 'RandomFlip', 'PackDetInputs']
