@@ -1,1 +1,4 @@
-"""apis (filled in by its owner)."""
+"""High-level Python API: build a detector from a config and run it on images."""
+from .inference import inference_detector, init_detector
+
+__all__ = ['init_detector', 'inference_detector']

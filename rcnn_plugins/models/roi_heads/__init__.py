@@ -1,1 +1,6 @@
-"""roi_heads (filled in by its owner)."""
+"""Second-stage (RoI) heads: RoI feature extractors, box heads and the head that ties them."""
+from .bbox_heads import BBoxHead, ConvFCBBoxHead, Shared2FCBBoxHead
+from .roi_extractors import SingleRoIExtractor
+from .standard_roi_head import StandardRoIHead
+
+__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'SingleRoIExtractor', 'StandardRoIHead']

@@ -1,1 +1,5 @@
-"""bbox_heads (filled in by its owner)."""
+"""Second-stage box heads."""
+from .bbox_head import BBoxHead
+from .convfc_bbox_head import ConvFCBBoxHead, Shared2FCBBoxHead
+
+__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead']

@@ -1,1 +1,4 @@
-"""roi_extractors (filled in by its owner)."""
+"""RoI feature extractors."""
+from .single_level_roi_extractor import SingleRoIExtractor
+
+__all__ = ['SingleRoIExtractor']
