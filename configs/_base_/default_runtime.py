@@ -1,0 +1,26 @@
+# Runtime settings shared by every config: hooks, environment, logging, visualisation.
+# default_scope makes every `type=` below resolve in rcnn_plugins' registries first (falling back
+# to mmengine's), and makes mmengine import rcnn_plugins on its own.
+default_scope = 'rcnn_plugins'
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # rcnn_plugins' CheckpointHook: same arguments as mmengine's, but saves atomically.
+    checkpoint=dict(type='CheckpointHook', interval=1),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='DetVisualizationHook'))
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
+
+log_level = 'INFO'
+load_from = None
+resume = False

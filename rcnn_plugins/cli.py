@@ -1,0 +1,166 @@
+"""Command-line training and testing: the logic behind ``tools/train.py`` / ``tools/test.py`` and the
+``rcnn-train`` / ``rcnn-test`` console scripts.
+
+Flags follow MMDetection 3.x's tools. Each tool is split into ``*_parser`` (argparse),
+``*_config`` (config file + flags -> mmengine ``Config``, no side effects, so tests can check what
+a command line would run) and ``*_main`` (build the ``Runner`` and run it).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+
+
+def _add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--work-dir', help='where logs and checkpoints go '
+                        '(default: ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config keys, e.g. model.roi_head.bbox_roi_extractor.roi_layer.type=RoIPool '
+             'train_cfg.max_epochs=2; lists as key="[a,b]" or key=a,b')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='how the processes were started (pytorch = torchrun)')
+    # torch.distributed.launch passes --local_rank (older) or --local-rank (newer).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def _apply_common_args(cfg: Config, args: argparse.Namespace) -> None:
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    # Priority: --work-dir, then the config's work_dir, then ./work_dirs/<config name>.
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if args.launcher != 'none':
+        _fit_distributed_to_cpu(cfg)
+
+
+def _fit_distributed_to_cpu(cfg: Config) -> None:
+    """Multi-process runs without GPUs: NCCL needs GPUs, and mmengine's default DDP wrapping
+    passes ``device_ids=[LOCAL_RANK]``, which DDP rejects for CPU modules."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        print('No CUDA device: using the gloo backend instead of nccl', file=sys.stderr)
+        dist_cfg['backend'] = 'gloo'
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', broadcast_buffers=False)
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (fp16 with dynamic loss scaling; needs a GPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the LR by (total batch size / auto_scale_lr.base_batch_size)')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume training: with a path, from that checkpoint; without, from the '
+             'work dir\'s last_checkpoint')
+    _add_common_args(parser)
+    return parser
+
+
+def train_config(args: argparse.Namespace) -> Config:
+    """The config that ``tools/train.py`` with ``args`` trains with."""
+    cfg = Config.fromfile(args.config)
+    _apply_common_args(cfg, args)
+
+    if args.amp:
+        import torch
+        # mmengine's AmpOptimWrapper refuses to run without an accelerator, and fp16 autocast
+        # on CPU would be slower than fp32 anyway: say so up front instead of failing later.
+        if not torch.cuda.is_available():
+            raise SystemExit('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); '
+                             'this machine has none: train without --amp.')
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise SystemExit('--auto-scale-lr: the config has no auto_scale_lr.base_batch_size')
+        cfg.auto_scale_lr.enable = True
+
+    if args.resume == 'auto':
+        # The Runner finds work_dir/last_checkpoint itself when load_from is None.
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def _runner_class():
+    # rcnn_plugins.engine.hooks makes mmengine load checkpoints under torch >= 2.6 (see
+    # checkpoint_hook.py); the Runner would import it anyway when building the hooks.
+    import rcnn_plugins.engine.hooks  # noqa: F401
+    from mmengine.runner import Runner
+    return Runner
+
+
+def train_main(argv=None) -> None:
+    args = train_parser().parse_args(argv)
+    cfg = train_config(args)
+    Runner = _runner_class()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+def test_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', help='dump the raw predictions to this pickle file')
+    parser.add_argument('--show', action='store_true', help='show prediction images in a window')
+    parser.add_argument('--show-dir', help='write prediction images into <work_dir>/<timestamp>/'
+                        'SHOW_DIR (a relative path) or SHOW_DIR')
+    parser.add_argument('--wait-time', type=float, default=2, help='seconds per image with --show')
+    _add_common_args(parser)
+    return parser
+
+
+def test_config(args: argparse.Namespace) -> Config:
+    """The config that ``tools/test.py`` with ``args`` tests with."""
+    cfg = Config.fromfile(args.config)
+    _apply_common_args(cfg, args)
+    cfg.load_from = args.checkpoint
+
+    if args.show or args.show_dir:
+        hooks = cfg.default_hooks
+        if 'visualization' not in hooks:
+            raise SystemExit('--show/--show-dir need default_hooks.visualization in the config')
+        hooks.visualization.draw = True
+        if args.show:
+            hooks.visualization.show = True
+            hooks.visualization.wait_time = args.wait_time
+        if args.show_dir:
+            hooks.visualization.test_out_dir = args.show_dir
+
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise SystemExit('--out must be a .pkl or .pickle file')
+        evaluators = cfg.test_evaluator
+        if not isinstance(evaluators, list):
+            evaluators = [evaluators]
+        cfg.test_evaluator = list(evaluators) + [dict(type='DumpResults', out_file_path=args.out)]
+    return cfg
+
+
+def test_main(argv=None) -> dict:
+    args = test_parser().parse_args(argv)
+    cfg = test_config(args)
+    Runner = _runner_class()
+    runner = Runner.from_cfg(cfg)
+    return runner.test()
+

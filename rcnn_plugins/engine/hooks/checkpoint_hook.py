@@ -1,0 +1,183 @@
+"""CheckpointHook that never loses work: atomic saves, pruning only after a successful save.
+
+mmengine's ``CheckpointHook`` deletes the oldest checkpoint (``max_keep_ckpts``) and the previous
+best checkpoint *before* writing the new one, and writes files in place: a crash or a full disk
+mid-save leaves a truncated ``epoch_N.pth`` and possibly no usable checkpoint at all.
+
+This subclass, registered under the same name so ``type='CheckpointHook'`` with
+``default_scope='rcnn_plugins'`` picks it up, keeps mmengine's arguments and file names and
+changes only the order and the way files are written:
+
+1. the checkpoint is written to a hidden temporary file in the same directory, fsynced, then
+   ``os.replace``d onto its final name (atomic on POSIX: readers see the old file or the new one);
+2. ``last_checkpoint`` is updated the same way;
+3. only then are old checkpoints (``max_keep_ckpts``) and the previous best checkpoint removed.
+
+Remote storage backends (``backend_args`` for S3 and the like) have no rename; for them the hook
+keeps mmengine's behaviour.
+
+It also makes mmengine checkpoints loadable again: since PyTorch 2.6 ``torch.load`` defaults to
+``weights_only=True``, which rejects what mmengine 0.10 stores next to the weights (the message
+hub's ``HistoryBuffer``, which pickles bound methods through ``getattr``; numpy arrays), so
+``--resume``, ``load_from`` and ``tools/test.py`` would fail on our checkpoints and MMDetection's.
+Importing this module (the Runner does, to build the hook; so do the tools) replaces mmengine's
+local-file loader with one that passes ``weights_only=False``, as torch < 2.6 did. That unpickles
+arbitrary objects: load only checkpoints you trust, as with MMDetection.
+"""
+import os
+import os.path as osp
+
+import torch
+from mmengine.dist import is_main_process
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from rcnn_plugins.registry import HOOKS
+
+
+@CheckpointLoader.register_scheme(prefixes='', force=True)
+def load_from_local(filename: str, map_location=None):
+    """mmengine's loader for local checkpoint files, with torch < 2.6's ``weights_only=False``."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def _fsync_dir(path: str) -> None:
+    """Persist a rename: fsync the directory entry (a no-op where the OS does not allow it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _replace_atomically(tmp_path: str, final_path: str) -> None:
+    with open(tmp_path, 'rb+') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp_path, final_path)
+    _fsync_dir(osp.dirname(osp.abspath(final_path)))
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` so that ``path`` always holds either the old or the new text."""
+    tmp_path = osp.join(osp.dirname(path), f'.{osp.basename(path)}.tmp{os.getpid()}')
+    try:
+        with open(tmp_path, 'w') as f:
+            f.write(text)
+        _replace_atomically(tmp_path, path)
+    finally:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+class _AtomicSaveRunner:
+    """Stands in for the runner inside mmengine's ``_save_best_checkpoint`` so that its
+    ``runner.save_checkpoint`` call goes through :meth:`CheckpointHook._save_atomically`;
+    everything else is the real runner's."""
+
+    def __init__(self, runner, hook):
+        self._runner = runner
+        self._hook = hook
+
+    def __getattr__(self, name):
+        return getattr(self._runner, name)
+
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        self._hook._save_atomically(self._runner, out_dir, filename, *args, **kwargs)
+
+
+@HOOKS.register_module()
+class CheckpointHook(MMEngineCheckpointHook):
+    """mmengine's ``CheckpointHook`` (same arguments) with atomic saves; see the module docstring."""
+
+    def _is_local(self) -> bool:
+        return isinstance(self.file_backend, LocalBackend)
+
+    def _save_atomically(self, runner, out_dir, filename, *args, **kwargs) -> None:
+        """``runner.save_checkpoint`` into a temporary file, then rename it onto ``filename``."""
+        if not self._is_local():
+            runner.save_checkpoint(out_dir, filename, *args, **kwargs)
+            return
+        tmp_name = f'.{filename}.tmp{os.getpid()}'
+        tmp_path = osp.join(out_dir, tmp_name)
+        try:
+            # Runner.save_checkpoint writes on the main process only (it is master_only).
+            runner.save_checkpoint(out_dir, tmp_name, *args, **kwargs)
+            if is_main_process():
+                _replace_atomically(tmp_path, osp.join(out_dir, filename))
+        finally:
+            if osp.exists(tmp_path):  # the save failed part-way: drop the partial file
+                os.remove(tmp_path)
+
+    def _remove_checkpoint(self, path: str) -> None:
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # DeepSpeed-style checkpoints are folders
+            self.file_backend.rmtree(path)
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        # mmengine's _save_best_checkpoint calls this with our runner stand-in: use the real one.
+        if isinstance(runner, _AtomicSaveRunner):
+            runner = runner._runner
+        # Book-keeping first, as mmengine does, so that the saved message hub already lists this
+        # step in keep_ckpt_ids; the file of the dropped step is removed after the save.
+        to_prune = None
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                to_prune = self.keep_ckpt_ids.popleft()
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+
+        self._save_atomically(
+            runner, self.out_dir, ckpt_filename, self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args)
+
+        if not is_main_process():
+            return
+        write_text_atomically(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        if to_prune is not None:
+            self._remove_checkpoint(
+                self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(to_prune)))
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        if not self.save_best:
+            return
+        # mmengine removes the previous best file before saving the new one. Hide the previous
+        # paths from it, let it save (atomically, through the runner stand-in), and remove the
+        # files it replaced afterwards.
+        single = len(self.key_indicators) == 1
+        previous = ({None: self.best_ckpt_path} if single else dict(self.best_ckpt_path_dict))
+        if single:
+            self.best_ckpt_path = None
+        else:
+            self.best_ckpt_path_dict = {key: None for key in previous}
+
+        super()._save_best_checkpoint(_AtomicSaveRunner(runner, self), metrics)
+
+        for key, old_path in previous.items():
+            new_path = self.best_ckpt_path if single else self.best_ckpt_path_dict[key]
+            if new_path is None:  # not improved: the previous best stays the best
+                if single:
+                    self.best_ckpt_path = old_path
+                else:
+                    self.best_ckpt_path_dict[key] = old_path
+            elif old_path is not None and old_path != new_path and is_main_process():
+                self._remove_checkpoint(old_path)
+                runner.logger.info(f'The previous best checkpoint {old_path} is removed')

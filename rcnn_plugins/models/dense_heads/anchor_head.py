@@ -1,0 +1,211 @@
+"""``AnchorHead``: the base of anchor-based dense heads (RPNHead builds on it).
+
+It owns what every anchor head shares: the anchor generator, box coder, losses, the assigner and
+sampler of ``train_cfg``, and the training targets and loss over all pyramid levels at once.
+Subclasses provide the convolutions (``_init_layers`` / ``forward_single``) and post-processing
+(``predict_by_feat``).
+
+Tensor layout: a level's head output ``(B, A*C, H, W)`` is flattened with
+``permute(0, 2, 3, 1).reshape(B, H*W*A, C)``, which matches the anchor order of
+``AnchorGenerator.grid_priors`` (row-major over y, x, then the A base anchors).
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from ...registry import MODELS, TASK_UTILS
+from ...structures import DetDataSample
+from ..utils import require_cfg, unpack_gt_instances
+
+
+class AnchorHead(BaseModule):
+    """Anchor-based dense head: per level a ``conv_cls`` and a ``conv_reg`` 1x1 conv.
+
+    Args:
+        num_classes: number of foreground classes (1 for an RPN).
+        in_channels: channels of each input feature map.
+        feat_channels: channels of the head's hidden convs (used by subclasses).
+        anchor_generator, bbox_coder, loss_cls, loss_bbox: configs built from TASK_UTILS / MODELS.
+        reg_decoded_bbox: regress decoded boxes (for IoU-type losses) instead of deltas.
+        train_cfg: needs ``assigner``, ``sampler``; optional ``allowed_border`` (-1: every anchor
+            of the padded image counts; >= 0: only anchors inside the image plus that many pixels)
+            and ``pos_weight`` (<= 0: 1).
+        test_cfg: post-processing settings used by ``predict``.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 feat_channels: int = 256,
+                 anchor_generator: dict = dict(type='AnchorGenerator', scales=[8, 16, 32],
+                                               ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64]),
+                 bbox_coder: dict = dict(type='DeltaXYWHBBoxCoder', clip_border=True,
+                                         target_means=(.0, .0, .0, .0), target_stds=(1.0, 1.0, 1.0, 1.0)),
+                 reg_decoded_bbox: bool = False,
+                 loss_cls: dict = dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+                 loss_bbox: dict = dict(type='SmoothL1Loss', beta=1.0 / 9.0, loss_weight=1.0),
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 init_cfg=dict(type='Normal', layer='Conv2d', std=0.01)) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if num_classes < 1:
+            raise ValueError(f'{type(self).__name__}: num_classes must be >= 1, got {num_classes}')
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.feat_channels = feat_channels
+        self.use_sigmoid_cls = loss_cls.get('use_sigmoid', False)
+        # Sigmoid scores one logit per class; softmax adds a background logit.
+        self.cls_out_channels = num_classes if self.use_sigmoid_cls else num_classes + 1
+        self.reg_decoded_bbox = reg_decoded_bbox
+
+        self.prior_generator = TASK_UTILS.build(anchor_generator)
+        self.num_base_priors = self.prior_generator.num_base_priors[0]
+        self.bbox_coder = TASK_UTILS.build(bbox_coder)
+        self.loss_cls = MODELS.build(loss_cls)
+        self.loss_bbox = MODELS.build(loss_bbox)
+
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg
+        if train_cfg is not None:
+            require_cfg(train_cfg, ('assigner', 'sampler'), f'{type(self).__name__} train_cfg')
+            self.assigner = TASK_UTILS.build(train_cfg['assigner'])
+            self.sampler = TASK_UTILS.build(train_cfg['sampler'])
+        self._init_layers()
+
+    def _init_layers(self) -> None:
+        self.conv_cls = nn.Conv2d(self.in_channels, self.num_base_priors * self.cls_out_channels, 1)
+        self.conv_reg = nn.Conv2d(self.in_channels, self.num_base_priors * 4, 1)
+
+    def forward_single(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """(B, C_in, H, W) -> cls score (B, A*cls_out_channels, H, W), deltas (B, A*4, H, W)."""
+        return self.conv_cls(x), self.conv_reg(x)
+
+    def forward(self, x: Sequence[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
+        """Run the head on every level: returns (cls_scores, bbox_preds), one tensor per level."""
+        if len(x) != self.prior_generator.num_levels:
+            raise ValueError(f'{type(self).__name__}: got {len(x)} feature levels but the anchor generator '
+                             f'has {self.prior_generator.num_levels} strides; make them agree')
+        outs = [self.forward_single(feat) for feat in x]
+        return [o[0] for o in outs], [o[1] for o in outs]
+
+    # ------------------------------------------------------------------ training
+    def loss(self, x: Sequence[Tensor], batch_data_samples: Sequence[DetDataSample]) -> dict:
+        outs = self(x)
+        gts, ignores, metas = unpack_gt_instances(batch_data_samples)
+        return self.loss_by_feat(*outs, gts, metas, ignores)
+
+    def loss_and_predict(self, x: Sequence[Tensor], batch_data_samples: Sequence[DetDataSample],
+                         proposal_cfg: Optional[dict] = None) -> Tuple[dict, List[InstanceData]]:
+        """Loss and (detached) predictions from one forward pass; ``proposal_cfg`` overrides test_cfg."""
+        outs = self(x)
+        gts, ignores, metas = unpack_gt_instances(batch_data_samples)
+        losses = self.loss_by_feat(*outs, gts, metas, ignores)
+        predictions = self.predict_by_feat(*outs, batch_img_metas=metas, cfg=proposal_cfg)
+        return losses, predictions
+
+    def _get_targets_single(self, flat_anchors: Tensor, valid_flags: Tensor, gt_instances: InstanceData,
+                    img_meta: dict, gt_instances_ignore: Optional[InstanceData] = None):
+        """Targets of one image over all N anchors of all levels.
+
+        Args:
+            flat_anchors: (N, 4) anchors of the padded batch, levels concatenated.
+            valid_flags: (N,) bool, anchors that lie on this image's padded area.
+
+        Returns:
+            labels (N,) long (``num_classes`` = background), label_weights (N,),
+            bbox_targets (N, 4), bbox_weights (N, 4), avg_factor (sampled anchors of this image).
+        """
+        allowed_border = self.train_cfg.get('allowed_border', -1)
+        inside = valid_flags
+        if allowed_border >= 0:
+            h, w = img_meta['img_shape'][:2]
+            inside = inside & (flat_anchors[:, 0] >= -allowed_border) & (flat_anchors[:, 1] >= -allowed_border) \
+                & (flat_anchors[:, 2] < w + allowed_border) & (flat_anchors[:, 3] < h + allowed_border)
+        anchors = flat_anchors[inside]
+        pred_instances = InstanceData(priors=anchors)
+        assign_result = self.assigner.assign(pred_instances, gt_instances, gt_instances_ignore)
+        sampling = self.sampler.sample(assign_result, pred_instances, gt_instances)
+
+        n = anchors.size(0)
+        labels = anchors.new_full((n,), self.num_classes, dtype=torch.long)
+        label_weights = anchors.new_zeros(n)
+        bbox_targets = anchors.new_zeros(n, 4)
+        bbox_weights = anchors.new_zeros(n, 4)
+        pos_inds, neg_inds = sampling.pos_inds, sampling.neg_inds
+        if self.reg_decoded_bbox:
+            pos_targets = sampling.pos_gt_bboxes
+        else:
+            pos_targets = self.bbox_coder.encode(sampling.pos_priors, sampling.pos_gt_bboxes)
+        bbox_targets[pos_inds] = pos_targets.to(bbox_targets.dtype)
+        bbox_weights[pos_inds] = 1.0
+        labels[pos_inds] = sampling.pos_gt_labels.long()
+        pos_weight = self.train_cfg.get('pos_weight', -1)
+        label_weights[pos_inds] = 1.0 if pos_weight <= 0 else float(pos_weight)
+        label_weights[neg_inds] = 1.0
+
+        # Scatter back to all anchors: anchors outside the image are background with weight 0.
+        full_labels = labels.new_full((flat_anchors.size(0),), self.num_classes)
+        full_labels[inside] = labels
+        full_lw = label_weights.new_zeros(flat_anchors.size(0))
+        full_lw[inside] = label_weights
+        full_bt = bbox_targets.new_zeros(flat_anchors.size(0), 4)
+        full_bt[inside] = bbox_targets
+        full_bw = bbox_weights.new_zeros(flat_anchors.size(0), 4)
+        full_bw[inside] = bbox_weights
+        return full_labels, full_lw, full_bt, full_bw, sampling.avg_factor
+
+    def loss_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
+                     batch_gt_instances: List[InstanceData], batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: Optional[List[Optional[InstanceData]]] = None) -> dict:
+        """Classification and box losses over all levels and images.
+
+        Both losses are averaged over the number of sampled anchors of the whole batch (as
+        MMDetection: summing its per-level losses, which share that divisor, gives these values).
+
+        Returns:
+            dict(loss_cls=scalar, loss_bbox=scalar).
+        """
+        if self.train_cfg is None:
+            raise ValueError(f'{type(self).__name__}.loss needs train_cfg (assigner, sampler); '
+                             'build the head with train_cfg or through a detector with train_cfg.rpn')
+        num_imgs = cls_scores[0].size(0)
+        if len(batch_gt_instances) != num_imgs or len(batch_img_metas) != num_imgs:
+            raise ValueError(f'{type(self).__name__}: {num_imgs} images in the features but '
+                             f'{len(batch_gt_instances)} gt_instances / {len(batch_img_metas)} metas')
+        if batch_gt_instances_ignore is None:
+            batch_gt_instances_ignore = [None] * num_imgs
+        device = cls_scores[0].device
+        featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
+        flat_anchors = torch.cat(self.prior_generator.grid_priors(featmap_sizes, device=device))
+
+        targets = []
+        for gt, meta, ignore in zip(batch_gt_instances, batch_img_metas, batch_gt_instances_ignore):
+            pad_shape = meta.get('pad_shape', meta.get('batch_input_shape', meta['img_shape']))[:2]
+            flags = torch.cat(self.prior_generator.valid_flags(featmap_sizes, pad_shape, device=device))
+            targets.append(self._get_targets_single(flat_anchors, flags, gt, meta, ignore))
+        labels, label_weights, bbox_targets, bbox_weights, avg_factors = zip(*targets)
+        avg_factor = sum(avg_factors)
+
+        cls_score = torch.cat([s.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels)
+                               for s in cls_scores], dim=1).reshape(-1, self.cls_out_channels).float()
+        bbox_pred = torch.cat([b.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4) for b in bbox_preds],
+                              dim=1).reshape(-1, 4).float()
+        if self.reg_decoded_bbox:
+            bbox_pred = self.bbox_coder.decode(flat_anchors.repeat(num_imgs, 1), bbox_pred)
+        loss_cls = self.loss_cls(cls_score, torch.cat(labels), torch.cat(label_weights), avg_factor=avg_factor)
+        loss_bbox = self.loss_bbox(bbox_pred, torch.cat(bbox_targets), torch.cat(bbox_weights),
+                                   avg_factor=avg_factor)
+        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, x: Sequence[Tensor], batch_data_samples: Sequence[DetDataSample],
+                rescale: bool = False) -> List[InstanceData]:
+        metas = [s.metainfo for s in batch_data_samples]
+        return self.predict_by_feat(*self(x), batch_img_metas=metas, rescale=rescale)
+
+    def predict_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor], batch_img_metas: List[dict],
+                        cfg: Optional[dict] = None, rescale: bool = False) -> List[InstanceData]:
+        raise NotImplementedError(f'{type(self).__name__} has no post-processing; use a subclass such as RPNHead')

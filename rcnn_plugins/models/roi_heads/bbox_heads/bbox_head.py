@@ -1,0 +1,172 @@
+"""``BBoxHead``: the second-stage box classifier/regressor (MMDetection 3.x keys and semantics).
+
+The base head flattens the pooled RoI features and applies two linear predictors: ``fc_cls``
+(num_classes + 1 logits, background last) and ``fc_reg`` (4 deltas per class, or 4 when
+class-agnostic). It also owns the training targets, the losses and the post-processing
+(decode, rescale, multi-class NMS). ``ConvFCBBoxHead`` adds shared / branch layers in front.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from ....registry import MODELS, TASK_UTILS
+from ...layers.nms import multiclass_nms
+from ...losses import accuracy
+from ...utils import empty_instances, require_cfg
+
+
+@MODELS.register_module()
+class BBoxHead(BaseModule):
+    """Linear box head on flattened RoI features.
+
+    Args:
+        roi_feat_size: side of the pooled RoI features (7).
+        in_channels: channels of the pooled features.
+        num_classes: foreground classes; the background logit is index ``num_classes``.
+        bbox_coder: box coder config (DeltaXYWHBBoxCoder with stds 0.1, 0.1, 0.2, 0.2).
+        reg_class_agnostic: one box per RoI instead of one per class.
+        reg_decoded_bbox: regress decoded boxes (for IoU-type losses) instead of deltas.
+        loss_cls, loss_bbox: loss configs.
+    """
+
+    def __init__(self,
+                 roi_feat_size: int = 7,
+                 in_channels: int = 256,
+                 num_classes: int = 80,
+                 bbox_coder: dict = dict(type='DeltaXYWHBBoxCoder', clip_border=True,
+                                         target_means=[0., 0., 0., 0.], target_stds=[0.1, 0.1, 0.2, 0.2]),
+                 reg_class_agnostic: bool = False,
+                 reg_decoded_bbox: bool = False,
+                 loss_cls: dict = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+                 loss_bbox: dict = dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0),
+                 init_cfg=None) -> None:
+        if init_cfg is None:
+            init_cfg = [dict(type='Normal', std=0.01, override=dict(name='fc_cls')),
+                        dict(type='Normal', std=0.001, override=dict(name='fc_reg'))]
+        super().__init__(init_cfg=init_cfg)
+        if num_classes < 1:
+            raise ValueError(f'{type(self).__name__}: num_classes must be >= 1, got {num_classes}')
+        if loss_cls.get('use_sigmoid', False):
+            raise ValueError(f'{type(self).__name__}: loss_cls must be a softmax loss (use_sigmoid=False); '
+                             'the head predicts num_classes + 1 logits with background last')
+        self.roi_feat_size = (roi_feat_size, roi_feat_size) if isinstance(roi_feat_size, int) else tuple(roi_feat_size)
+        self.roi_feat_area = self.roi_feat_size[0] * self.roi_feat_size[1]
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.reg_class_agnostic = reg_class_agnostic
+        self.reg_decoded_bbox = reg_decoded_bbox
+        self.bbox_coder = TASK_UTILS.build(bbox_coder)
+        self.loss_cls = MODELS.build(loss_cls)
+        self.loss_bbox = MODELS.build(loss_bbox)
+        self.reg_out_channels = 4 if reg_class_agnostic else 4 * num_classes
+        self.fc_cls = nn.Linear(in_channels * self.roi_feat_area, num_classes + 1)
+        self.fc_reg = nn.Linear(in_channels * self.roi_feat_area, self.reg_out_channels)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """(R, C, 7, 7) -> cls_score (R, num_classes + 1), bbox_pred (R, 4*num_classes or 4)."""
+        x = x.flatten(1)
+        return self.fc_cls(x), self.fc_reg(x)
+
+    # ------------------------------------------------------------------ training
+    def get_targets(self, sampling_results: Sequence, rcnn_train_cfg: dict) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Targets of the sampled RoIs of all images, in the order of ``bbox2roi(res.priors)``.
+
+        Per image the positives come first (label = matched gt label, target = encoded gt),
+        then the negatives (label = ``num_classes``, zero box target and weight).
+
+        Returns:
+            labels (R,) long, label_weights (R,), bbox_targets (R, 4), bbox_weights (R, 4).
+        """
+        pos_weight = rcnn_train_cfg.get('pos_weight', -1) if rcnn_train_cfg is not None else -1
+        pos_weight = 1.0 if pos_weight <= 0 else float(pos_weight)
+        labels, label_weights, bbox_targets, bbox_weights = [], [], [], []
+        for res in sampling_results:
+            pos_priors, neg_priors = res.pos_priors, res.neg_priors
+            num_pos, num_neg = pos_priors.size(0), neg_priors.size(0)
+            if self.reg_decoded_bbox:
+                pos_targets = res.pos_gt_bboxes
+            else:
+                pos_targets = self.bbox_coder.encode(pos_priors, res.pos_gt_bboxes)
+            labels.append(torch.cat([res.pos_gt_labels.long(),
+                                     pos_priors.new_full((num_neg,), self.num_classes, dtype=torch.long)]))
+            label_weights.append(torch.cat([pos_priors.new_full((num_pos,), pos_weight),
+                                            pos_priors.new_ones(num_neg)]))
+            bbox_targets.append(torch.cat([pos_targets.to(pos_priors.dtype), pos_priors.new_zeros(num_neg, 4)]))
+            bbox_weights.append(torch.cat([pos_priors.new_ones(num_pos, 4), pos_priors.new_zeros(num_neg, 4)]))
+        return torch.cat(labels), torch.cat(label_weights), torch.cat(bbox_targets), torch.cat(bbox_weights)
+
+    def loss(self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, labels: Tensor, label_weights: Tensor,
+             bbox_targets: Tensor, bbox_weights: Tensor) -> dict:
+        """Losses of R sampled RoIs.
+
+        ``loss_cls`` is averaged over the RoIs with weight > 0; ``loss_bbox`` uses the deltas of
+        each positive's gt class and is averaged over all R sampled RoIs (MMDetection's choice).
+        Negatives carry zero box weight, so no boolean selection (and host sync) is needed.
+
+        Returns:
+            dict(loss_cls, loss_bbox, acc) (acc in percent).
+        """
+        cls_score = cls_score.float()
+        bbox_pred = bbox_pred.float()
+        num_rois = cls_score.size(0)
+        avg_factor = (label_weights > 0).sum().clamp(min=1).float()
+        loss_cls = self.loss_cls(cls_score, labels, label_weights, avg_factor=avg_factor)
+        if not self.reg_class_agnostic:
+            # Deltas of each RoI's own class; background RoIs (weight 0) read class num_classes-1.
+            cls_idx = labels.clamp(max=self.num_classes - 1)
+            rows = torch.arange(num_rois, device=labels.device)
+            bbox_pred = bbox_pred.view(num_rois, self.num_classes, 4)[rows, cls_idx]
+        if self.reg_decoded_bbox:
+            bbox_pred = self.bbox_coder.decode(rois[:, 1:].float(), bbox_pred)
+        loss_bbox = self.loss_bbox(bbox_pred, bbox_targets, bbox_weights, avg_factor=max(bbox_targets.size(0), 1))
+        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, acc=accuracy(cls_score, labels))
+
+    def loss_and_target(self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, sampling_results: Sequence,
+                        rcnn_train_cfg: dict) -> dict:
+        """Targets from the sampling results, then ``loss``. Returns dict(loss_bbox=losses, bbox_targets=...)."""
+        targets = self.get_targets(sampling_results, rcnn_train_cfg)
+        return dict(loss_bbox=self.loss(cls_score, bbox_pred, rois, *targets), bbox_targets=targets)
+
+    # ------------------------------------------------------------------ inference
+    def predict_by_feat(self, rois: Sequence[Tensor], cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
+                        batch_img_metas: List[dict], rcnn_test_cfg: Optional[dict] = None,
+                        rescale: bool = False) -> List[InstanceData]:
+        """Detections per image.
+
+        Args:
+            rois / cls_scores / bbox_preds: per image (R_i, 5) / (R_i, num_classes + 1) / (R_i, 4*C or 4).
+            batch_img_metas: per image metainfo: ``img_shape`` (h, w), ``scale_factor`` (w, h).
+            rcnn_test_cfg: ``score_thr``, ``nms``, ``max_per_img``; None returns every RoI's
+                per-class boxes (R, 4*C) and scores (R, num_classes + 1) without NMS.
+            rescale: map boxes to original-image pixels (divide by scale_factor).
+
+        Returns:
+            per image InstanceData(bboxes (K, 4), scores (K,), labels (K,)).
+        """
+        if rcnn_test_cfg is not None:
+            require_cfg(rcnn_test_cfg, ('score_thr', 'nms', 'max_per_img'), 'BBoxHead test_cfg (test_cfg.rcnn)')
+        results = []
+        for roi, cls_score, bbox_pred, meta in zip(rois, cls_scores, bbox_preds, batch_img_metas):
+            if roi.size(0) == 0:
+                results.append(empty_instances(roi.device))
+                continue
+            scores = F.softmax(cls_score.float(), dim=-1)
+            num_rois = roi.size(0)
+            num_reg = 1 if self.reg_class_agnostic else self.num_classes
+            priors = roi[:, 1:].float().repeat_interleave(num_reg, dim=0)
+            bboxes = self.bbox_coder.decode(priors, bbox_pred.float().reshape(-1, 4), max_shape=meta['img_shape'][:2])
+            if rescale:
+                sf = meta['scale_factor']
+                bboxes = bboxes / bboxes.new_tensor([sf[0], sf[1], sf[0], sf[1]])
+            bboxes = bboxes.view(num_rois, -1)
+            if rcnn_test_cfg is None:
+                results.append(InstanceData(bboxes=bboxes, scores=scores))
+                continue
+            dets, labels = multiclass_nms(bboxes, scores, rcnn_test_cfg['score_thr'], rcnn_test_cfg['nms'],
+                                          rcnn_test_cfg['max_per_img'])
+            results.append(InstanceData(bboxes=dets[:, :4], scores=dets[:, -1], labels=labels))
+        return results
