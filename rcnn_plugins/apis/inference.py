@@ -86,12 +86,13 @@ def inference_detector(model: torch.nn.Module,
     img_list = [imgs] if single else list(imgs)
     if not img_list:
         return []
-    from_array = isinstance(img_list[0], np.ndarray)
-    pipeline = _test_pipeline(model.cfg, from_array)
+    pipelines = {}  # built once per input kind (file or array), shared by the images of that kind
     results = []
     for i, img in enumerate(img_list):
+        from_array = isinstance(img, np.ndarray)
+        if from_array not in pipelines:
+            pipelines[from_array] = _test_pipeline(model.cfg, from_array)
         data = dict(img=img, img_id=i) if from_array else dict(img_path=str(img), img_id=i)
-        data = pipeline(data)
-        batch = pseudo_collate([data])
-        results.extend(model.test_step(batch))
+        data = pipelines[from_array](data)
+        results.extend(model.test_step(pseudo_collate([data])))
     return results[0] if single else results
