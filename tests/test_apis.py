@@ -16,6 +16,9 @@ def small_cfg():
     cfg = Config.fromfile(CONFIG)
     # Lower the score threshold so a randomly initialised model still returns boxes to compare.
     cfg.model.test_cfg.rcnn.score_thr = 0.0
+    # Pin the test-time resize so the expected shapes below don't follow demo tuning.
+    resize = next(t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize')
+    resize.update(scale=(224, 224), keep_ratio=True)
     return cfg
 
 
