@@ -20,6 +20,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from rcnn_plugins.registry import MODELS
 
+from ..layers.frozen_bn import FrozenBatchNorm2d
+
 
 class BasicBlock(BaseModule):
     """Two 3x3 convs with an identity (or ``downsample``) shortcut; ``expansion`` = 1.
@@ -239,6 +241,10 @@ class ResNet(BaseModule):
             self.add_module(f'layer{i + 1}', layer)
             self.res_layers.append(f'layer{i + 1}')
         self.feat_dim = inplanes
+        if norm_eval and norm_cfg.get('type') in ('BN', 'BN2d') and not norm_cfg.get('requires_grad', True):
+            # Eval-mode BN with frozen weights is a constant affine: computing it as one keeps
+            # autograd from saving every BN input for backward (see FrozenBatchNorm2d).
+            FrozenBatchNorm2d.convert(self)
         self._freeze_stages()
 
     def _make_stem(self, in_channels: int, stem_channels: int, conv_cfg, norm_cfg) -> None:

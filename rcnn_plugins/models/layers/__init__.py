@@ -1,5 +1,7 @@
-"""Layers: NMS helpers and RoI feature ops (``RoIAlign``, ``RoIPool`` registered in ``MODELS``)."""
+"""Layers: NMS helpers, RoI feature ops (``RoIAlign``, ``RoIPool`` registered in ``MODELS``) and
+``FrozenBatchNorm2d``."""
+from .frozen_bn import FrozenBatchNorm2d
 from .nms import batched_nms, multiclass_nms
 from .roi_ops import RoIAlign, RoIPool
 
-__all__ = ['batched_nms', 'multiclass_nms', 'RoIAlign', 'RoIPool']
+__all__ = ['FrozenBatchNorm2d', 'batched_nms', 'multiclass_nms', 'RoIAlign', 'RoIPool']
