@@ -68,6 +68,7 @@ def test_benchmark_all_modes_tiny(bench, tiny_models):
         ['--size', '64x96', '--batch', '1', '--iters', '1', '--warmup', '0'])
     args.cfg_options = dict(TINY_CFG)
     args.memory_modes = ('infer',)   # one child pair keeps the test short; train uses the same code
+    args.memory_parallel = True      # peaks are per process; side by side only saves wall time
     result = bench.run_benchmark(args, log=lambda *a: None, models=tiny_models)
 
     # Both models got the same weights (every tensor of ours has a torchvision counterpart).

@@ -3,7 +3,7 @@
 1. Anchor targets (assign + sample + encode) for a batch of images with FPN anchors
    (800x1333 padded to 800x1344: 5 levels x 3 anchors per location, ~268k anchors per image) and
    ``--num-gts`` random gt boxes per image:
-   * ours: ``RPNHead.get_targets`` (MaxIoUAssigner + RandomSampler + DeltaXYWHBBoxCoder), the
+   * ours: ``RPNHead._get_targets_single`` (MaxIoUAssigner + RandomSampler + DeltaXYWHBBoxCoder), the
      function ``RPNHead.loss_by_feat`` calls per image, with the valid flags it computes;
    * plain: a straightforward per-image torch reference written here (IoU matrix, max, thresholds,
      low-quality matches by a loop over gts, randperm sampling, encode);
@@ -154,13 +154,15 @@ def ours_targets_fn(head, inp):
     """What RPNHead.loss_by_feat does for targets: valid flags + get_targets per image."""
     from mmengine.structures import InstanceData
     gts = [InstanceData(bboxes=b, labels=torch.zeros(b.size(0), dtype=torch.long)) for b in inp['gts']]
+    # MMDetection's name for the per-image target function; older trees called it get_targets.
+    get_targets = getattr(head, '_get_targets_single', None) or head.get_targets
 
     def run():
         out = []
         for gt, meta in zip(gts, inp['metas']):
             flags = torch.cat(head.prior_generator.valid_flags(inp['featmap_sizes'], meta['pad_shape'],
                                                                device='cpu'))
-            out.append(head.get_targets(inp['anchors'], flags, gt, meta))
+            out.append(get_targets(inp['anchors'], flags, gt, meta))
         return out
     return run
 
