@@ -13,7 +13,6 @@ venv:
 	@if ! $(PY) -c "import rcnn_plugins, torch, torchvision, mmengine, mmcv, pycocotools" 2>/dev/null; then \
 		echo "Setting up $(VENV) (pip install -e '.[test]')..."; \
 		test -x $(PY) || $(PYTHON) -m venv $(VENV); \
-		$(PY) -m pip install --quiet --upgrade pip; \
 		$(PY) -m pip install --quiet -e '.[test]'; \
 	fi
 

@@ -52,7 +52,25 @@ def _fit_distributed_to_cpu(cfg: Config) -> None:
         print('No CUDA device: using the gloo backend instead of nccl', file=sys.stderr)
         dist_cfg['backend'] = 'gloo'
     if cfg.get('model_wrapper_cfg') is None:
-        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', broadcast_buffers=False)
+        # mmengine's default wrapper, but with device_ids=None as DDP requires for CPU modules.
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel', device_ids=None,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def _runner_class(cfg: Config):
+    """mmengine's Runner, with what it needs around it set up."""
+    # rcnn_plugins.engine makes mmengine load checkpoints under torch >= 2.6 (see
+    # engine/checkpoint_loader.py); the Runner would import it anyway when building our hooks.
+    import rcnn_plugins.engine  # noqa: F401
+    import torch
+    import torch.distributed as dist
+    from mmengine.runner import Runner
+    if cfg.launcher == 'pytorch' and not torch.cuda.is_available() and not dist.is_initialized():
+        # mmengine's init_dist calls torch.cuda.set_device unconditionally; with the process
+        # group already up (torchrun's env:// variables), the Runner skips it.
+        dist.init_process_group(backend=cfg.env_cfg.dist_cfg.backend)
+    return Runner
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -101,18 +119,10 @@ def train_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _runner_class():
-    # rcnn_plugins.engine.hooks makes mmengine load checkpoints under torch >= 2.6 (see
-    # checkpoint_hook.py); the Runner would import it anyway when building the hooks.
-    import rcnn_plugins.engine.hooks  # noqa: F401
-    from mmengine.runner import Runner
-    return Runner
-
-
 def train_main(argv=None) -> None:
     args = train_parser().parse_args(argv)
     cfg = train_config(args)
-    Runner = _runner_class()
+    Runner = _runner_class(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
 
@@ -160,7 +170,7 @@ def test_config(args: argparse.Namespace) -> Config:
 def test_main(argv=None) -> dict:
     args = test_parser().parse_args(argv)
     cfg = test_config(args)
-    Runner = _runner_class()
+    Runner = _runner_class(cfg)
     runner = Runner.from_cfg(cfg)
     return runner.test()
 

@@ -246,3 +246,14 @@ def test_mmdetection_style_config(tmp_path):
     model.train()
     losses = model(**model.data_preprocessor(batch, True), mode='loss')
     assert {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox'} <= set(losses)
+
+
+def test_console_scripts_point_at_cli():
+    import importlib
+    import tomllib
+    with open(osp.join(REPO, 'pyproject.toml'), 'rb') as f:
+        scripts = tomllib.load(f)['project']['scripts']
+    assert set(scripts) == {'rcnn-train', 'rcnn-test'}
+    for target in scripts.values():
+        module, func = target.split(':')
+        assert callable(getattr(importlib.import_module(module), func))

@@ -18,7 +18,7 @@ DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 
 def run_tool(*args, timeout=300):
     proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+                          timeout=timeout, env=dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1'))
     assert proc.returncode == 0, f'{args[0]} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
     return proc.stdout + proc.stderr
 

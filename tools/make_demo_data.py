@@ -4,7 +4,7 @@
 
 Writes ``OUT/train/*.png``, ``OUT/val/*.png`` and ``OUT/annotations/{train,val}.json``. Four classes
 (rectangle, ellipse, triangle, cross) in random colours, so the detector has to learn shape, not
-colour; 12-90 px objects, 0-4 per image (some images have none), on noisy gradient backgrounds.
+colour; 16-72 px objects, 0-4 per image (some images have none), on noisy gradient backgrounds.
 The output depends only on the arguments: the same seed gives the same bytes.
 """
 import argparse
@@ -60,7 +60,7 @@ def _iou(a, b) -> float:
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def make_image(rng: np.random.Generator, min_size: int, max_size: int):
+def make_image(rng: np.random.Generator, min_size: int, max_size: int, min_obj: int, max_obj: int):
     """One image and its boxes: (uint8 HxWx3 BGR, [(label, [x, y, w, h]), ...])."""
     h, w = (int(v) for v in rng.choice(np.arange(min_size, max_size + 1, 16), size=2))
     img = _background(rng, h, w)
@@ -69,10 +69,10 @@ def make_image(rng: np.random.Generator, min_size: int, max_size: int):
     objects = []
     for _ in range(num):
         for _attempt in range(20):  # reject heavy overlaps: each object stays recognisable
-            side = rng.uniform(12, min(90, 0.6 * min(h, w)))
+            side = rng.uniform(min_obj, max(min_obj, min(max_obj, 0.6 * min(h, w))))
             aspect = rng.uniform(0.6, 1.6)
-            bw = int(np.clip(side * np.sqrt(aspect), 12, w - 2))
-            bh = int(np.clip(side / np.sqrt(aspect), 12, h - 2))
+            bw = int(np.clip(side * np.sqrt(aspect), min_obj, w - 2))
+            bh = int(np.clip(side / np.sqrt(aspect), min_obj, h - 2))
             x1, y1 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
             box = [x1, y1, bw, bh]
             if all(_iou(box, other) < 0.2 for _, other in objects):
@@ -88,11 +88,11 @@ def make_image(rng: np.random.Generator, min_size: int, max_size: int):
 
 
 def make_split(out: str, split: str, num_images: int, rng: np.random.Generator,
-               min_size: int, max_size: int) -> dict:
+               min_size: int, max_size: int, min_obj: int, max_obj: int) -> dict:
     os.makedirs(osp.join(out, split), exist_ok=True)
     images, annotations = [], []
     for img_id in range(1, num_images + 1):
-        img, objects = make_image(rng, min_size, max_size)
+        img, objects = make_image(rng, min_size, max_size, min_obj, max_obj)
         file_name = f'{img_id:05d}.png'
         cv2.imwrite(osp.join(out, split, file_name), img)
         images.append(dict(id=img_id, file_name=file_name, height=img.shape[0], width=img.shape[1]))
@@ -113,14 +113,17 @@ def main(argv=None) -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-train', type=int, default=320)
     parser.add_argument('--num-val', type=int, default=80)
-    parser.add_argument('--min-size', type=int, default=160, help='smallest image side (px)')
-    parser.add_argument('--max-size', type=int, default=224, help='largest image side (px)')
+    parser.add_argument('--min-size', type=int, default=128, help='smallest image side (px)')
+    parser.add_argument('--max-size', type=int, default=176, help='largest image side (px)')
+    parser.add_argument('--min-obj', type=int, default=16, help='smallest object side (px)')
+    parser.add_argument('--max-obj', type=int, default=72, help='largest object side (px)')
     args = parser.parse_args(argv)
 
     # One stream per split, so changing --num-train does not change the val images.
     train_rng, val_rng = (np.random.default_rng([args.seed, i]) for i in range(2))
     for split, num, rng in (('train', args.num_train, train_rng), ('val', args.num_val, val_rng)):
-        coco = make_split(args.out, split, num, rng, args.min_size, args.max_size)
+        coco = make_split(args.out, split, num, rng, args.min_size, args.max_size,
+                          args.min_obj, args.max_obj)
         print(f'{split}: {len(coco["images"])} images, {len(coco["annotations"])} boxes '
               f'-> {osp.join(args.out, split)}')
 

@@ -1,6 +1,7 @@
 # The demo: Faster R-CNN with a narrow ResNet-18 + FPN trained from scratch on the generated shapes
 # dataset (tools/make_demo_data.py -> data/demo), sized to train in a few minutes on a 2-core CPU.
-# `make demo` runs it; README.md has the measured time and mAP.
+# `make demo` runs it (1 torch thread, see tools/demo.py). Measured on the 2-core CPU machine while
+# other jobs ran: 8.4 min in all, coco/bbox_mAP_50 0.93 (0.83 with 10 epochs, 0.59 with 8).
 _base_ = [
     '../_base_/models/faster-rcnn_r50_fpn.py',
     '../_base_/datasets/coco_detection.py',
@@ -9,7 +10,7 @@ _base_ = [
 
 classes = ('rectangle', 'ellipse', 'triangle', 'cross')
 data_root = 'data/demo/'
-img_scale = (224, 224)
+img_scale = (176, 176)  # the generated images are 128-176 px
 
 model = dict(
     backbone=dict(
@@ -23,7 +24,7 @@ model = dict(
     rpn_head=dict(
         in_channels=64,
         feat_channels=64,
-        # Objects are 12-90 px: anchors of 16-256 px (scale 4 x strides 4-64) instead of 32-512.
+        # Objects are 16-72 px: anchors of 16-256 px (scale 4 x strides 4-64) instead of 32-512.
         anchor_generator=dict(scales=[4])),
     roi_head=dict(
         # A fixed 2x2 samples per bin: RoIAlign's backward on CPU costs per sample.
@@ -33,7 +34,7 @@ model = dict(
     train_cfg=dict(
         rpn=dict(sampler=dict(num=128)),
         rpn_proposal=dict(nms_pre=500, max_per_img=200),
-        rcnn=dict(sampler=dict(num=64))),
+        rcnn=dict(sampler=dict(num=64, pos_fraction=0.5))),
     test_cfg=dict(
         rpn=dict(nms_pre=300, max_per_img=100),
         rcnn=dict(max_per_img=20)))
@@ -55,7 +56,7 @@ test_pipeline = [
 
 # 2 CPU cores: loading small PNGs in the main process is cheaper than feeding worker processes.
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=2,
     num_workers=0,
     persistent_workers=False,
     dataset=dict(
@@ -79,25 +80,26 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
 test_evaluator = val_evaluator
 
-max_epochs = 8
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=4)
+max_epochs = 12
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=6)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 # From scratch: AdamW with a short warm-up, then cosine decay to 1% of the peak.
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
     clip_grad=dict(max_norm=10, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, T_max=max_epochs,
-         eta_min=2e-5),
+         eta_min=1e-5),
 ]
-auto_scale_lr = dict(enable=False, base_batch_size=4)
+auto_scale_lr = dict(enable=False, base_batch_size=2)
 
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=4, max_keep_ckpts=1, save_best='coco/bbox_mAP_50', rule='greater'),
+    checkpoint=dict(interval=6, max_keep_ckpts=1, save_best='coco/bbox_mAP_50', rule='greater'),
     visualization=dict(draw=True, test_out_dir='vis'))
 log_processor = dict(window_size=10)
+randomness = dict(seed=0)

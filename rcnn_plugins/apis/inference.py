@@ -17,6 +17,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
+from .. import engine  # noqa: F401  (checkpoint loading for torch >= 2.6)
 from ..registry import MODELS
 from ..structures import DetDataSample
 

@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import mmcv
 import numpy as np
+from mmengine.dist import master_only
 from mmengine.structures import InstanceData
 from mmengine.visualization import Visualizer
 from mmengine.visualization.utils import tensor2ndarray
@@ -85,6 +86,9 @@ class DetLocalVisualizer(Visualizer):
                                 bboxes=[dict(facecolor='black', alpha=0.8, pad=0.7, edgecolor='none')])
         return self.get_image()
 
+    # Only rank 0 draws: mmengine's Visualizer keeps dataset_meta on the main process alone, and
+    # one copy of each image is what the user wants from a multi-process test.
+    @master_only
     def add_datasample(self,
                        name: str,
                        image: np.ndarray,

@@ -16,13 +16,7 @@ changes only the order and the way files are written:
 Remote storage backends (``backend_args`` for S3 and the like) have no rename; for them the hook
 keeps mmengine's behaviour.
 
-It also makes mmengine checkpoints loadable again: since PyTorch 2.6 ``torch.load`` defaults to
-``weights_only=True``, which rejects what mmengine 0.10 stores next to the weights (the message
-hub's ``HistoryBuffer``, which pickles bound methods through ``getattr``; numpy arrays), so
-``--resume``, ``load_from`` and ``tools/test.py`` would fail on our checkpoints and MMDetection's.
-Importing this module (the Runner does, to build the hook; so do the tools) replaces mmengine's
-local-file loader with one that passes ``weights_only=False``, as torch < 2.6 did. That unpickles
-arbitrary objects: load only checkpoints you trust, as with MMDetection.
+Loading those checkpoints with torch >= 2.6 is handled by :mod:`rcnn_plugins.engine.checkpoint_loader`.
 """
 import os
 import os.path as osp
@@ -31,18 +25,8 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
-from mmengine.runner.checkpoint import CheckpointLoader
 
 from rcnn_plugins.registry import HOOKS
-
-
-@CheckpointLoader.register_scheme(prefixes='', force=True)
-def load_from_local(filename: str, map_location=None):
-    """mmengine's loader for local checkpoint files, with torch < 2.6's ``weights_only=False``."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
 
 
 def _fsync_dir(path: str) -> None:
