@@ -23,7 +23,33 @@ from rcnn_plugins.registry import MODELS
 from ..layers.frozen_bn import FrozenBatchNorm2d
 
 
-class BasicBlock(BaseModule):
+class ResidualBlock(BaseModule):
+    """Base of the two ResNet blocks: ``relu(residual branch + shortcut)``.
+
+    Subclasses build their layers and define ``_residual`` (branch plus shortcut, before the final
+    ReLU); with ``with_cp`` the block is recomputed in backward instead of storing its activations.
+    """
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    @property
+    def norm2(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(self._residual, x, use_reentrant=False)
+        else:
+            out = self._residual(x)
+        return self.relu(out)
+
+
+class BasicBlock(ResidualBlock):
     """Two 3x3 convs with an identity (or ``downsample``) shortcut; ``expansion`` = 1.
 
     ``style`` is accepted for a uniform block signature; with two 3x3 convs it changes nothing.
@@ -48,30 +74,14 @@ class BasicBlock(BaseModule):
         self.downsample = downsample
         self.with_cp = with_cp
 
-    @property
-    def norm1(self) -> nn.Module:
-        return getattr(self, self.norm1_name)
-
-    @property
-    def norm2(self) -> nn.Module:
-        return getattr(self, self.norm2_name)
-
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.norm1(self.conv1(x)))
         out = self.norm2(self.conv2(out))
         identity = x if self.downsample is None else self.downsample(x)
         return out + identity
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            # Recompute the block in backward instead of storing its activations.
-            out = cp.checkpoint(self._residual, x, use_reentrant=False)
-        else:
-            out = self._residual(x)
-        return self.relu(out)
 
-
-class Bottleneck(BaseModule):
+class Bottleneck(ResidualBlock):
     """1x1 reduce, 3x3, 1x1 expand (``expansion`` = 4) with a shortcut.
 
     ``style='pytorch'`` puts the stride on the 3x3 conv, ``'caffe'`` on the first 1x1 conv.
@@ -100,14 +110,6 @@ class Bottleneck(BaseModule):
         self.with_cp = with_cp
 
     @property
-    def norm1(self) -> nn.Module:
-        return getattr(self, self.norm1_name)
-
-    @property
-    def norm2(self) -> nn.Module:
-        return getattr(self, self.norm2_name)
-
-    @property
     def norm3(self) -> nn.Module:
         return getattr(self, self.norm3_name)
 
@@ -117,13 +119,6 @@ class Bottleneck(BaseModule):
         out = self.norm3(self.conv3(out))
         identity = x if self.downsample is None else self.downsample(x)
         return out + identity
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            out = cp.checkpoint(self._residual, x, use_reentrant=False)
-        else:
-            out = self._residual(x)
-        return self.relu(out)
 
 
 @MODELS.register_module()

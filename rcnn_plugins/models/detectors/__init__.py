@@ -1,6 +1,7 @@
 """Detectors: the two-stage detector, Faster R-CNN and the proposal-only RPN."""
+from .base import BaseDetector
 from .faster_rcnn import FasterRCNN
 from .rpn import RPN
 from .two_stage import TwoStageDetector
 
-__all__ = ['TwoStageDetector', 'FasterRCNN', 'RPN']
+__all__ = ['BaseDetector', 'TwoStageDetector', 'FasterRCNN', 'RPN']

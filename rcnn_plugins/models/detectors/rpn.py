@@ -4,20 +4,17 @@ As in MMDetection its head is the ``bbox_head`` attribute (``state_dict`` keys `
 and ``predict`` returns the proposals as ``pred_instances`` (labels all 0), in original-image
 pixels when ``rescale``.
 """
-import copy
-import warnings
 from typing import List, Optional
 
-from mmengine.model import BaseModel
 from torch import Tensor
 
 from ...registry import MODELS
 from ...structures import DetDataSample
-from .two_stage import build_data_preprocessor, check_data_samples, objectness_samples
+from .base import BaseDetector, check_data_samples, objectness_samples, rpn_head_config
 
 
 @MODELS.register_module()
-class RPN(BaseModel):
+class RPN(BaseDetector):
     """Region proposal network as a detector.
 
     Args:
@@ -28,32 +25,10 @@ class RPN(BaseModel):
 
     def __init__(self, backbone: dict, neck: dict, rpn_head: dict, train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None, data_preprocessor: Optional[dict] = None, init_cfg=None) -> None:
-        super().__init__(data_preprocessor=build_data_preprocessor(data_preprocessor), init_cfg=init_cfg)
-        if test_cfg is None or 'rpn' not in test_cfg:
-            raise ValueError('RPN: test_cfg.rpn is required (nms_pre, max_per_img, nms, min_bbox_size)')
-        self.backbone = MODELS.build(backbone)
-        self.neck = MODELS.build(neck) if neck is not None else None
-        head_cfg = copy.deepcopy(rpn_head)
-        if head_cfg.get('num_classes', 1) != 1:
-            warnings.warn(f"rpn_head.num_classes should be 1 in an RPN, got {head_cfg['num_classes']}; using 1")
-        head_cfg.update(num_classes=1, train_cfg=train_cfg['rpn'] if train_cfg is not None else None,
-                        test_cfg=test_cfg['rpn'])
-        self.bbox_head = MODELS.build(head_cfg)
+        super().__init__(backbone, neck, data_preprocessor, init_cfg)
+        self.bbox_head = MODELS.build(rpn_head_config(rpn_head, train_cfg, test_cfg, 'RPN'))
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
-
-    def extract_feat(self, batch_inputs: Tensor):
-        x = self.backbone(batch_inputs)
-        return self.neck(x) if self.neck is not None else x
-
-    def forward(self, inputs: Tensor, data_samples: Optional[List[DetDataSample]] = None, mode: str = 'tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise ValueError(f"Invalid mode {mode!r}; use 'loss', 'predict' or 'tensor'")
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: List[DetDataSample]) -> dict:
         """``loss_rpn_cls``, ``loss_rpn_bbox``."""

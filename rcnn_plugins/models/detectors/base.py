@@ -1,0 +1,107 @@
+"""``BaseDetector``: what every detector here shares (mmengine ``BaseModel`` plumbing).
+
+- ``forward(inputs, data_samples, mode)`` dispatches to ``loss`` (dict of losses), ``predict``
+  (data samples with ``pred_instances``) or ``_forward`` (raw head outputs), as mmengine's Runner
+  and MMDetection's detectors expect;
+- ``extract_feat``: backbone, then the neck if there is one;
+- the data preprocessor is built from rcnn_plugins' registry (see ``build_data_preprocessor``);
+- helpers both detectors use: input checks, the RPN head's config, objectness-only samples.
+"""
+import copy
+import warnings
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from ...registry import MODELS
+from ...structures import DetDataSample
+
+
+def build_data_preprocessor(cfg: Union[dict, torch.nn.Module, None]):
+    """Build the data preprocessor from *this* package's registry.
+
+    mmengine's ``BaseModel`` builds it from its own root registry, which only finds
+    ``DetDataPreprocessor`` when ``default_scope='rcnn_plugins'`` is set; building it here makes
+    ``dict(type='rcnn_plugins.FasterRCNN', ...)`` work from mmengine's root without a default scope.
+    """
+    if isinstance(cfg, dict):
+        return MODELS.build(cfg)
+    return cfg
+
+
+def check_data_samples(batch_inputs: Tensor, batch_data_samples, need_gt: bool) -> None:
+    """Clear errors for the usual mistakes in what reaches ``loss`` / ``predict``."""
+    if not isinstance(batch_inputs, Tensor) or batch_inputs.dim() != 4:
+        raise TypeError('inputs must be a (B, 3, H, W) float tensor (run the data preprocessor first), got '
+                        f'{type(batch_inputs).__name__} of shape {getattr(batch_inputs, "shape", None)}')
+    if batch_data_samples is None or len(batch_data_samples) != batch_inputs.size(0):
+        n = None if batch_data_samples is None else len(batch_data_samples)
+        raise ValueError(f'got {batch_inputs.size(0)} images but {n} data samples; give one DetDataSample per image')
+    for i, s in enumerate(batch_data_samples):
+        if 'img_shape' not in s.metainfo:
+            raise ValueError(f"data sample {i} has no 'img_shape' in metainfo; set it to the (h, w) of the "
+                             'resized image (the data preprocessor / Resize transform normally does)')
+        if need_gt and 'gt_instances' not in s:
+            raise ValueError(f'data sample {i} has no gt_instances; training needs bboxes (G, 4) and labels (G,)')
+
+
+def objectness_samples(batch_data_samples: Sequence[DetDataSample]) -> List[DetDataSample]:
+    """Shallow copies of the samples whose gt labels are all 0: an RPN learns object vs background."""
+    out = []
+    for s in batch_data_samples:
+        gt = s.gt_instances
+        new = DetDataSample(metainfo=s.metainfo,
+                            gt_instances=InstanceData(bboxes=gt.bboxes, labels=torch.zeros_like(gt.labels)))
+        if 'ignored_instances' in s:
+            new.ignored_instances = s.ignored_instances
+        out.append(new)
+    return out
+
+
+def rpn_head_config(rpn_head: dict, train_cfg: Optional[dict], test_cfg: Optional[dict], owner: str) -> dict:
+    """The RPN head's config with ``num_classes=1`` and its ``train_cfg.rpn`` / ``test_cfg.rpn``."""
+    if test_cfg is None or 'rpn' not in test_cfg:
+        raise ValueError(f'{owner}: test_cfg.rpn is required with an rpn_head '
+                         '(nms_pre, max_per_img, nms, min_bbox_size)')
+    cfg = copy.deepcopy(rpn_head)
+    if cfg.get('num_classes', 1) != 1:
+        warnings.warn(f"rpn_head.num_classes should be 1 in an RPN, got {cfg['num_classes']}; "
+                      'using 1 (set rpn_head.num_classes=1 in your config)')
+    cfg.update(num_classes=1, train_cfg=train_cfg['rpn'] if train_cfg is not None else None,
+               test_cfg=test_cfg['rpn'])
+    return cfg
+
+
+class BaseDetector(BaseModel):
+    """Backbone (+ optional neck) and the mode dispatch; subclasses add heads, ``loss``,
+    ``predict`` and ``_forward``."""
+
+    def __init__(self, backbone: dict, neck: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
+                 init_cfg=None) -> None:
+        super().__init__(data_preprocessor=build_data_preprocessor(data_preprocessor), init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        if neck is not None:
+            self.neck = MODELS.build(neck)
+
+    @property
+    def with_neck(self) -> bool:
+        return hasattr(self, 'neck') and self.neck is not None
+
+    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor, ...]:
+        """(B, 3, H, W) -> feature pyramid, per level (B, C, H_l, W_l)."""
+        x = self.backbone(batch_inputs)
+        if self.with_neck:
+            x = self.neck(x)
+        return x
+
+    def forward(self, inputs: Tensor, data_samples: Optional[List[DetDataSample]] = None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward(inputs, data_samples)
+        raise ValueError(f"Invalid mode {mode!r}; use 'loss', 'predict' or 'tensor'")
