@@ -3,9 +3,13 @@
 Padding a batch to its largest image wastes less when all its images have the same
 orientation. Indices come from an inner sampler (e.g. mmengine's ``DefaultSampler``) and go to
 one of two buckets, wide (``width >= height``) or tall; a bucket that reaches ``batch_size`` is
-yielded. At the end of an epoch each bucket's remainder is yielded as its own, smaller batch
-(MMDetection merges the two remainders into mixed batches; keeping them apart means EVERY batch
-has one orientation), or dropped with ``drop_last=True``.
+yielded. At the end of an epoch the two buckets' remainders (each under ``batch_size``) are merged
+and batched together, as MMDetection does, so at most one batch mixes orientations.
+
+That merge is what keeps multi-process training alive: every rank then gets exactly
+``ceil(len(sampler) / batch_size)`` batches (``floor`` with ``drop_last``), whatever its mix of wide
+and tall images. Batching the remainders separately would give one rank an extra batch, and DDP
+would wait forever for the others at that step's gradient all-reduce.
 """
 from typing import Iterator, List
 
@@ -23,7 +27,7 @@ class AspectRatioBatchSampler(BatchSampler):
         sampler: yields dataset indices; must have a ``dataset`` attribute whose
             ``get_data_info(idx)`` returns ``width`` and ``height``.
         batch_size: images per batch.
-        drop_last: drop each orientation's last, incomplete batch.
+        drop_last: drop the epoch's last, incomplete batch.
     """
 
     def __init__(self, sampler: Sampler, batch_size: int, drop_last: bool = False) -> None:
@@ -56,16 +60,14 @@ class AspectRatioBatchSampler(BatchSampler):
             if len(bucket) == self.batch_size:
                 yield bucket[:]
                 bucket.clear()
-        if not self.drop_last:
-            for bucket in buckets:
-                if bucket:
-                    yield bucket
+        leftover = buckets[0] + buckets[1]
+        for start in range(0, len(leftover), self.batch_size):
+            batch = leftover[start:start + self.batch_size]
+            if len(batch) == self.batch_size or not self.drop_last:
+                yield batch
 
     def __len__(self) -> int:
-        """Exact number of batches of the coming epoch (each orientation batched separately)."""
-        is_tall = self._tall_flags()
-        num_tall = int(sum(is_tall[idx] for idx in self.sampler))
-        num_wide = len(self.sampler) - num_tall
+        """Batches per epoch: the same on every rank (see the module docstring)."""
         if self.drop_last:
-            return num_wide // self.batch_size + num_tall // self.batch_size
-        return -(-num_wide // self.batch_size) + -(-num_tall // self.batch_size)
+            return len(self.sampler) // self.batch_size
+        return -(-len(self.sampler) // self.batch_size)
