@@ -3,7 +3,6 @@
 Sizes and proposal counts are cut down (64x96 images, 50 proposals, 64 sampled RoIs) through the
 same ``cfg_options`` route the CLI offers; both models read them, so the comparison stays equal.
 """
-import argparse
 import importlib.util
 import os
 

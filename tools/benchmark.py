@@ -745,7 +745,7 @@ def format_table(result):
         rows.append((f'{unit} MiB, {key.replace("_b", " batch ")}', f'{r["ours"][m]:.0f}',
                      f'{r["torchvision"][m]:.0f}', f'{r["ratio"]:.3f} (ours/tv)'))
         d = m.replace('peak', 'delta')
-        rows.append((f'  of which step (over model+inputs)', f'{r["ours"][d]:.0f}',
+        rows.append(('  of which step (over model+inputs)', f'{r["ours"][d]:.0f}',
                      f'{r["torchvision"][d]:.0f}', f'{r["delta_ratio"]:.3f} (ours/tv)'))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ['  '.join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]

@@ -21,7 +21,6 @@ Loading those checkpoints with torch >= 2.6 is handled by :mod:`rcnn_plugins.eng
 import os
 import os.path as osp
 
-import torch
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook

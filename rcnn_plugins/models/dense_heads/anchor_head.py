@@ -124,17 +124,19 @@ class AnchorHead(BaseModule):
             h, w = img_meta['img_shape'][:2]
             inside = inside & (flat_anchors[:, 0] >= -allowed_border) & (flat_anchors[:, 1] >= -allowed_border) \
                 & (flat_anchors[:, 2] < w + allowed_border) & (flat_anchors[:, 3] < h + allowed_border)
-        anchors = flat_anchors[inside]
-        pred_instances = InstanceData(priors=anchors)
+        inside_inds = inside.nonzero().squeeze(1)
+        pred_instances = InstanceData(priors=flat_anchors[inside_inds])
         assign_result = self.assigner.assign(pred_instances, gt_instances, gt_instances_ignore)
         sampling = self.sampler.sample(assign_result, pred_instances, gt_instances)
 
-        n = anchors.size(0)
-        labels = anchors.new_full((n,), self.num_classes, dtype=torch.long)
-        label_weights = anchors.new_zeros(n)
-        bbox_targets = anchors.new_zeros(n, 4)
-        bbox_weights = anchors.new_zeros(n, 4)
-        pos_inds, neg_inds = sampling.pos_inds, sampling.neg_inds
+        # Targets for all N anchors at once; anchors outside the image, like unsampled ones, are
+        # background with weight 0. Sampled indices refer to the inside subset: map them back.
+        n = flat_anchors.size(0)
+        labels = flat_anchors.new_full((n,), self.num_classes, dtype=torch.long)
+        label_weights = flat_anchors.new_zeros(n)
+        bbox_targets = flat_anchors.new_zeros(n, 4)
+        bbox_weights = flat_anchors.new_zeros(n, 4)
+        pos_inds, neg_inds = inside_inds[sampling.pos_inds], inside_inds[sampling.neg_inds]
         if self.reg_decoded_bbox:
             pos_targets = sampling.pos_gt_bboxes
         else:
@@ -145,17 +147,7 @@ class AnchorHead(BaseModule):
         pos_weight = self.train_cfg.get('pos_weight', -1)
         label_weights[pos_inds] = 1.0 if pos_weight <= 0 else float(pos_weight)
         label_weights[neg_inds] = 1.0
-
-        # Scatter back to all anchors: anchors outside the image are background with weight 0.
-        full_labels = labels.new_full((flat_anchors.size(0),), self.num_classes)
-        full_labels[inside] = labels
-        full_lw = label_weights.new_zeros(flat_anchors.size(0))
-        full_lw[inside] = label_weights
-        full_bt = bbox_targets.new_zeros(flat_anchors.size(0), 4)
-        full_bt[inside] = bbox_targets
-        full_bw = bbox_weights.new_zeros(flat_anchors.size(0), 4)
-        full_bw[inside] = bbox_weights
-        return full_labels, full_lw, full_bt, full_bw, sampling.avg_factor
+        return labels, label_weights, bbox_targets, bbox_weights, sampling.avg_factor
 
     def loss_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
                      batch_gt_instances: List[InstanceData], batch_img_metas: List[dict],
