@@ -8,13 +8,18 @@ DEMO_WORK_DIR := work_dirs/demo
 
 .PHONY: venv demo test test-all bench clean-demo
 
-# Re-install only when the environment cannot import what the project needs.
-venv:
-	@if ! $(PY) -c "import rcnn_plugins, torch, torchvision, mmengine, mmcv, pycocotools" 2>/dev/null; then \
-		echo "Setting up $(VENV) (pip install -e '.[test]')..."; \
-		test -x $(PY) || $(PYTHON) -m venv $(VENV); \
-		$(PY) -m pip install --quiet -e '.[test]'; \
-	fi
+# (Re-)install when pyproject.toml changed since the last install (the stamp file), or when the
+# environment cannot import what the project needs.
+STAMP := $(VENV)/.rcnn_plugins-installed
+venv: $(STAMP)
+	@$(PY) -c "import rcnn_plugins, torch, torchvision, mmengine, mmcv, pycocotools" 2>/dev/null || \
+		{ rm -f $(STAMP); $(MAKE) --no-print-directory $(STAMP); }
+
+$(STAMP): pyproject.toml
+	@echo "Setting up $(VENV) (pip install -e '.[all]': the project, its optional extras, pytest)..."
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[all]'
+	@touch $(STAMP)
 
 # Generate the data (if absent), train, evaluate, draw predictions, print the metric table.
 demo: venv
