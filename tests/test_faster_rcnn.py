@@ -63,9 +63,14 @@ def batch(model, sizes=((128, 160), (96, 128)), boxes=(([[20, 30, 90, 100]], [1]
 def loss_step(model, data):
     model.train()
     losses = model(**data, mode='loss')
-    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total, _ = model.parse_losses(losses)  # what the Runner's train step sums (per-level lists too)
     total.backward()
     return losses
+
+
+def all_finite(losses):
+    """Every loss finite; the RPN's are lists with one tensor per pyramid level."""
+    return all(torch.isfinite(t).all() for v in losses.values() for t in (v if isinstance(v, list) else [v]))
 
 
 # ---------------------------------------------------------------- MMDetection compatibility
@@ -103,7 +108,7 @@ def test_loss_r50_two_images_one_without_gt():
                                                               ([], [])))
     losses = loss_step(model, data)
     assert set(losses) == {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox', 'acc'}
-    assert all(torch.isfinite(v).all() for v in losses.values())
+    assert all_finite(losses)
     assert model.roi_head.bbox_head.fc_cls.weight.grad.abs().sum() > 0
     assert model.rpn_head.rpn_cls.weight.grad.abs().sum() > 0
 
@@ -151,7 +156,7 @@ def test_overfit_one_image():
     history = []
     for _ in range(20):
         losses = model(**data, mode='loss')
-        total = sum(v for k, v in losses.items() if 'loss' in k)
+        total, _ = model.parse_losses(losses)
         opt.zero_grad()
         total.backward()
         opt.step()
@@ -190,8 +195,8 @@ def test_autocast_cpu_bfloat16():
     model.train()
     with torch.autocast('cpu', dtype=torch.bfloat16):
         losses = model(**data, mode='loss')
-    assert all(torch.isfinite(v).all() for v in losses.values())
-    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert all_finite(losses)
+    model.parse_losses(losses)[0].backward()
     model.eval()
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
         out = model(**batch(model, training=False), mode='predict')
@@ -243,7 +248,7 @@ def test_config_swaps_run_a_loss_step(swap, check):
     assert check(model)
     data = batch(model, sizes=((64, 96), (64, 64)), boxes=(([[10, 10, 50, 40]], [2]), ([[5, 5, 30, 60]], [0])))
     losses = loss_step(model, data)
-    assert all(torch.isfinite(v).all() for v in losses.values())
+    assert all_finite(losses)
 
 
 @pytest.mark.parametrize('depth, channels', [(18, 512), (34, 512), (50, 2048), (101, 2048)])
@@ -251,7 +256,7 @@ def test_resnet_depths(depth, channels):
     model = build(light(model_cfg(depth)))
     assert model.neck.lateral_convs[3].conv.in_channels == channels
     losses = loss_step(model, batch(model, sizes=((64, 64),), boxes=(([[10, 10, 50, 40]], [1]),)))
-    assert all(torch.isfinite(v).all() for v in losses.values())
+    assert all_finite(losses)
 
 
 # ---------------------------------------------------------------- RPN detector

@@ -89,10 +89,10 @@ def test_loss_hand_case_one_positive():
     expected_cls = (_bce(b, 1) + 61 * _bce(b, 0)) / 62
     t = [(34 - 32) / 32, (30 - 32) / 32, math.log(32 / 32), math.log(32 / 32)]
     expected_bbox = sum(abs(di - ti) for di, ti in zip(d, t)) / 62
-    assert losses['loss_rpn_cls'].item() == pytest.approx(expected_cls, rel=1e-5)
-    assert losses['loss_rpn_bbox'].item() == pytest.approx(expected_bbox, rel=1e-5)
+    assert sum(losses['loss_rpn_cls']).item() == pytest.approx(expected_cls, rel=1e-5)
+    assert sum(losses['loss_rpn_bbox']).item() == pytest.approx(expected_bbox, rel=1e-5)
     # Gradients reach the head outputs.
-    (losses['loss_rpn_cls'] + losses['loss_rpn_bbox']).backward()
+    (sum(losses['loss_rpn_cls']) + sum(losses['loss_rpn_bbox'])).backward()
     assert cls[0].grad.abs().sum() > 0 and reg[0].grad.abs().sum() > 0
 
 
@@ -104,8 +104,8 @@ def test_loss_allowed_border_excludes_outside_anchors():
     cls, reg = _constant_outputs(head, [(8, 8)], 1, b, [0., 0., 0., 0.])
     losses = head.loss_by_feat(cls, reg, [sample((128, 128), [[18., 14., 50., 46.]]).gt_instances],
                                [dict(img_shape=(128, 128), pad_shape=(128, 128))])
-    assert losses['loss_rpn_cls'].item() == pytest.approx((_bce(b, 1) + 33 * _bce(b, 0)) / 34, rel=1e-5)
-    assert losses['loss_rpn_bbox'].item() == pytest.approx((1 / 16 + 1 / 16) / 34, rel=1e-5)
+    assert sum(losses['loss_rpn_cls']).item() == pytest.approx((_bce(b, 1) + 33 * _bce(b, 0)) / 34, rel=1e-5)
+    assert sum(losses['loss_rpn_bbox']).item() == pytest.approx((1 / 16 + 1 / 16) / 34, rel=1e-5)
 
 
 def test_loss_batch_with_empty_image_and_class_labels():
@@ -118,15 +118,15 @@ def test_loss_batch_with_empty_image_and_class_labels():
            sample((128, 128), []).gt_instances]
     metas = [dict(img_shape=(128, 128), pad_shape=(128, 128))] * 2
     losses = head.loss_by_feat(cls, reg, gts, metas)
-    assert losses['loss_rpn_cls'].item() == pytest.approx((_bce(b, 1) + 125 * _bce(b, 0)) / 127, rel=1e-5)
-    assert torch.isfinite(losses['loss_rpn_bbox'])
+    assert sum(losses['loss_rpn_cls']).item() == pytest.approx((_bce(b, 1) + 125 * _bce(b, 0)) / 127, rel=1e-5)
+    assert all(torch.isfinite(v) for v in losses['loss_rpn_bbox'])
 
 
 def test_loss_through_forward_and_data_samples():
     head = make_head(in_channels=8)
     x = (torch.randn(2, 8, 8, 8),)
     losses = head.loss(x, [sample((128, 128), [[18., 14., 50., 46.]]), sample((120, 100), [])])
-    assert all(torch.isfinite(v) for v in losses.values())
+    assert all(torch.isfinite(t) for v in losses.values() for t in v)
     with pytest.raises(ValueError, match='gt_instances'):
         head.loss(x, [DetDataSample(metainfo=dict(img_shape=(128, 128)))] * 2)
 
@@ -223,4 +223,55 @@ def test_softmax_objectness():
     best = F.softmax(logits, -1)[:, 0].max()
     assert torch.isclose(res.scores[0], best)
     losses = head.loss(x, [sample((128, 128), [[18., 14., 50., 46.]])])
-    assert torch.isfinite(losses['loss_rpn_cls'])
+    assert all(torch.isfinite(v) for v in losses['loss_rpn_cls'])
+
+
+# ---------------------------------------------------------------- MMDetection parity (issue 12)
+def test_loss_is_one_value_per_level_and_forward_takes_any_iterable():
+    """As MMDetection: ``loss_rpn_cls`` / ``loss_rpn_bbox`` are lists with one scalar per level, each
+    averaged over the sampled anchors of the whole batch, so they sum to the single-level total.
+
+    Level 0 (stride 16, 8x8 grid of 32 px anchors) holds the case of
+    ``test_loss_hand_case_one_positive`` (1 positive, 2 ignored, 61 negatives); level 1 (stride 32,
+    4x4 grid of 64 px anchors) adds anchors: [0, 0, 64, 64] at (1, 1) contains the gt, IoU 1024/4096 = 0.25
+    with the gt -> negative like every other level-1 anchor (max IoU 0.25 < 0.3), and no level-1
+    anchor beats level 0's 0.78, so 16 more negatives: avg factor 1 + 61 + 16 = 78.
+    """
+    head = make_head(strides=(16, 32))
+    b = 0.3
+    cls, reg = _constant_outputs(head, [(8, 8), (4, 4)], 1, b, [0., 0., 0., 0.])
+    gt = [sample((128, 128), [[18., 14., 50., 46.]]).gt_instances]
+    losses = head.loss_by_feat(cls, reg, gt, [dict(img_shape=(128, 128), pad_shape=(128, 128))])
+    assert isinstance(losses['loss_rpn_cls'], list) and len(losses['loss_rpn_cls']) == 2
+    assert isinstance(losses['loss_rpn_bbox'], list) and len(losses['loss_rpn_bbox']) == 2
+    cls0, cls1 = (v.item() for v in losses['loss_rpn_cls'])
+    assert cls0 == pytest.approx((_bce(b, 1) + 61 * _bce(b, 0)) / 78, rel=1e-5)
+    assert cls1 == pytest.approx(16 * _bce(b, 0) / 78, rel=1e-5)
+    t = [(34 - 32) / 32, (30 - 32) / 32, 0., 0.]
+    assert losses['loss_rpn_bbox'][0].item() == pytest.approx(sum(abs(v) for v in t) / 78, rel=1e-5)
+    assert losses['loss_rpn_bbox'][1].item() == 0.
+    # mmengine's parse_losses sums the lists (and logs the sums).
+    from mmengine.model import BaseModel
+    total, log_vars = BaseModel.parse_losses(None, losses)
+    assert log_vars['loss_rpn_cls'].item() == pytest.approx(cls0 + cls1, rel=1e-5)
+    assert total.item() == pytest.approx(cls0 + cls1 + sum(abs(v) for v in t) / 78, rel=1e-5)
+
+    # forward iterates its input: a generator of feature maps works like a tuple.
+    x = [torch.randn(1, 4, 8, 8), torch.randn(1, 4, 4, 4)]
+    from_tuple = head(tuple(x))
+    from_generator = head(f for f in x)
+    assert all(torch.equal(a, b) for a, b in zip(from_tuple[0] + from_tuple[1], from_generator[0] + from_generator[1]))
+
+
+def test_loss_raises_when_no_anchor_inside_image():
+    """allowed_border=0 and a 20x24 image: the smallest anchor is 32 px wide, none fits -> a ValueError
+    naming the image and its size (MMDetection raises too) instead of silent zero losses."""
+    head = make_head(train_cfg=dict(TRAIN_CFG, allowed_border=0))
+    cls, reg = _constant_outputs(head, [(2, 2)], 1, 0., [0., 0., 0., 0.])
+    meta = dict(img_shape=(20, 24), pad_shape=(32, 32), img_path='data/tiny.jpg')
+    with pytest.raises(ValueError, match=r'no anchor lies inside image data/tiny.jpg of size 20x24.*allowed_border=-1'):
+        head.loss_by_feat(cls, reg, [sample((20, 24), [[2., 2., 10., 10.]]).gt_instances], [meta])
+    # allowed_border=-1 uses every anchor of the padded image: finite losses.
+    head = make_head()
+    losses = head.loss_by_feat(cls, reg, [sample((20, 24), [[2., 2., 10., 10.]]).gt_instances], [meta])
+    assert all(torch.isfinite(t) for v in losses.values() for t in v)

@@ -9,7 +9,7 @@ Tensor layout: a level's head output ``(B, A*C, H, W)`` is flattened with
 ``permute(0, 2, 3, 1).reshape(B, H*W*A, C)``, which matches the anchor order of
 ``AnchorGenerator.grid_priors`` (row-major over y, x, then the A base anchors).
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
@@ -83,8 +83,13 @@ class AnchorHead(BaseModule):
         """(B, C_in, H, W) -> cls score (B, A*cls_out_channels, H, W), deltas (B, A*4, H, W)."""
         return self.conv_cls(x), self.conv_reg(x)
 
-    def forward(self, x: Sequence[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
-        """Run the head on every level: returns (cls_scores, bbox_preds), one tensor per level."""
+    def forward(self, x: Iterable[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
+        """Run the head on every level: returns (cls_scores, bbox_preds), one tensor per level.
+
+        ``x`` may be any iterable of (B, C_in, H_l, W_l) maps (a tuple, a list, a generator), as
+        MMDetection iterates over it.
+        """
+        x = list(x)
         if len(x) != self.prior_generator.num_levels:
             raise ValueError(f'{type(self).__name__}: got {len(x)} feature levels but the anchor generator '
                              f'has {self.prior_generator.num_levels} strides; make them agree')
@@ -125,6 +130,14 @@ class AnchorHead(BaseModule):
             inside = inside & (flat_anchors[:, 0] >= -allowed_border) & (flat_anchors[:, 1] >= -allowed_border) \
                 & (flat_anchors[:, 2] < w + allowed_border) & (flat_anchors[:, 3] < h + allowed_border)
         inside_inds = inside.nonzero().squeeze(1)
+        if inside_inds.numel() == 0:
+            # Zero losses here would hide a broken pipeline (images resized far too small, or
+            # anchors far too large); MMDetection raises here too.
+            h, w = img_meta['img_shape'][:2]
+            raise ValueError(f'{type(self).__name__}: no anchor lies inside image '
+                             f'{img_meta.get("img_path", "(no img_path in its metainfo)")} of size {h}x{w} '
+                             f'(h x w) with train_cfg allowed_border={allowed_border}. Check the image size '
+                             'and the anchor sizes, or set allowed_border=-1 to use every anchor.')
         pred_instances = InstanceData(priors=flat_anchors[inside_inds])
         assign_result = self.assigner.assign(pred_instances, gt_instances, gt_instances_ignore)
         sampling = self.sampler.sample(assign_result, pred_instances, gt_instances)
@@ -152,13 +165,15 @@ class AnchorHead(BaseModule):
     def loss_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
                      batch_gt_instances: List[InstanceData], batch_img_metas: List[dict],
                      batch_gt_instances_ignore: Optional[List[Optional[InstanceData]]] = None) -> dict:
-        """Classification and box losses over all levels and images.
+        """Classification and box losses of every level, over all images.
 
-        Both losses are averaged over the number of sampled anchors of the whole batch (as
-        MMDetection: summing its per-level losses, which share that divisor, gives these values).
+        Targets are computed once for all levels; each level's loss is then averaged over the
+        number of sampled anchors of the whole batch, so the per-level values add up to the
+        loss over all anchors (MMDetection's ``loss_by_feat``, which mmengine's ``parse_losses``
+        sums).
 
         Returns:
-            dict(loss_cls=scalar, loss_bbox=scalar).
+            dict(loss_cls=[L scalars], loss_bbox=[L scalars]), one per pyramid level.
         """
         if self.train_cfg is None:
             raise ValueError(f'{type(self).__name__}.loss needs train_cfg (assigner, sampler); '
@@ -171,7 +186,8 @@ class AnchorHead(BaseModule):
             batch_gt_instances_ignore = [None] * num_imgs
         device = cls_scores[0].device
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        flat_anchors = torch.cat(self.prior_generator.grid_priors(featmap_sizes, device=device))
+        mlvl_anchors = self.prior_generator.grid_priors(featmap_sizes, device=device)
+        flat_anchors = torch.cat(mlvl_anchors)
 
         targets = []
         for gt, meta, ignore in zip(batch_gt_instances, batch_img_metas, batch_gt_instances_ignore):
@@ -181,16 +197,22 @@ class AnchorHead(BaseModule):
         labels, label_weights, bbox_targets, bbox_weights, avg_factors = zip(*targets)
         avg_factor = sum(avg_factors)
 
-        cls_score = torch.cat([s.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels)
-                               for s in cls_scores], dim=1).reshape(-1, self.cls_out_channels).float()
-        bbox_pred = torch.cat([b.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4) for b in bbox_preds],
-                              dim=1).reshape(-1, 4).float()
-        if self.reg_decoded_bbox:
-            bbox_pred = self.bbox_coder.decode(flat_anchors.repeat(num_imgs, 1), bbox_pred)
-        loss_cls = self.loss_cls(cls_score, torch.cat(labels), torch.cat(label_weights), avg_factor=avg_factor)
-        loss_bbox = self.loss_bbox(bbox_pred, torch.cat(bbox_targets), torch.cat(bbox_weights),
-                                   avg_factor=avg_factor)
-        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
+        # (B, N, ...) targets split into levels: level l is (B, N_l, ...), B-major as its scores.
+        level_sizes = [a.size(0) for a in mlvl_anchors]
+        mlvl_targets = [torch.stack(t).split(level_sizes, dim=1)
+                        for t in (labels, label_weights, bbox_targets, bbox_weights)]
+        losses_cls, losses_bbox = [], []
+        for lvl, (cls_score, bbox_pred) in enumerate(zip(cls_scores, bbox_preds)):
+            lvl_labels, lvl_label_weights, lvl_bbox_targets, lvl_bbox_weights = (t[lvl] for t in mlvl_targets)
+            cls_score = cls_score.permute(0, 2, 3, 1).reshape(-1, self.cls_out_channels).float()
+            bbox_pred = bbox_pred.permute(0, 2, 3, 1).reshape(-1, 4).float()
+            if self.reg_decoded_bbox:
+                bbox_pred = self.bbox_coder.decode(mlvl_anchors[lvl].repeat(num_imgs, 1), bbox_pred)
+            losses_cls.append(self.loss_cls(cls_score, lvl_labels.reshape(-1), lvl_label_weights.reshape(-1),
+                                            avg_factor=avg_factor))
+            losses_bbox.append(self.loss_bbox(bbox_pred, lvl_bbox_targets.reshape(-1, 4),
+                                              lvl_bbox_weights.reshape(-1, 4), avg_factor=avg_factor))
+        return dict(loss_cls=losses_cls, loss_bbox=losses_bbox)
 
     # ------------------------------------------------------------------ inference
     def predict(self, x: Sequence[Tensor], batch_data_samples: Sequence[DetDataSample],

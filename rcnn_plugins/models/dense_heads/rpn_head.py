@@ -58,7 +58,8 @@ class RPNHead(AnchorHead):
 
     def loss_by_feat(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
                      batch_gt_instances_ignore=None) -> dict:
-        """RPN losses ``loss_rpn_cls`` / ``loss_rpn_bbox``; every gt box counts as class 0 (object)."""
+        """RPN losses ``loss_rpn_cls`` / ``loss_rpn_bbox``, each a list with one scalar per level (as
+        MMDetection; mmengine's ``parse_losses`` sums them). Every gt box counts as class 0 (object)."""
         objects = [InstanceData(bboxes=gt.bboxes, labels=torch.zeros_like(gt.labels)) for gt in batch_gt_instances]
         losses = super().loss_by_feat(cls_scores, bbox_preds, objects, batch_img_metas, batch_gt_instances_ignore)
         return dict(loss_rpn_cls=losses['loss_cls'], loss_rpn_bbox=losses['loss_bbox'])
