@@ -104,3 +104,20 @@ def test_empty_and_bad_shapes():
         coder.decode(torch.zeros(3, 4), torch.zeros(3, 6))
     with pytest.raises(ValueError, match='same shape'):
         coder.encode(torch.zeros(3, 4), torch.zeros(2, 4))
+
+
+def test_max_shape_as_tensor():
+    """MMDetection accepts one shape as a 1-D tensor (``torch.Tensor((32, 32))``), also (h, w, c),
+    for every box, and per-image (B, 3) tensors (img_shape with channels)."""
+    coder = DeltaXYWHBBoxCoder()
+    priors = torch.tensor([[0., 0., 10., 10.], [20., 20., 30., 30.]])
+    # Box 0 moves to x [-10, 0], y [30, 40]; box 1 grows 4x around (25, 25): [5, 5, 45, 45].
+    deltas = torch.tensor([[-1., 3., 0., 0.], [0., 0., math.log(4), math.log(4)]])
+    expected = torch.tensor([[0., 30., 0., 32.], [5., 5., 40., 32.]])  # clipped to h = 32, w = 40
+    torch.testing.assert_close(coder.decode(priors, deltas, max_shape=torch.Tensor((32, 40))), expected)
+    torch.testing.assert_close(coder.decode(priors, deltas, max_shape=torch.tensor([32, 40, 3])), expected)
+    torch.testing.assert_close(coder.decode(priors, deltas, max_shape=(32, 40)), expected)
+    # Per image with a batch dim: image 1 is 100 x 100, nothing to clip there but x1 = -10.
+    out = coder.decode(priors.expand(2, 2, 4), deltas.expand(2, 2, 4),
+                       max_shape=torch.tensor([[32, 40, 3], [100, 100, 3]]))
+    torch.testing.assert_close(out, torch.stack([expected, torch.tensor([[0., 30., 0., 40.], [5., 5., 45., 45.]])]))

@@ -73,8 +73,8 @@ class DeltaXYWHBBoxCoder:
             bboxes: (..., N, 4) xyxy priors.
             pred_bboxes: (..., N, 4 * C) normalised deltas; C > 1 means class-specific deltas,
                 each decoded against the same prior.
-            max_shape: (h, w) to clip to; with a leading batch dim B, also a (B, 2) tensor or a
-                list of B (h, w), one per image.
+            max_shape: (h, w) to clip to, a tuple or a 1-D tensor; with a leading batch dim B,
+                also a (B, 2) tensor or a list of B (h, w), one per image.
             wh_ratio_clip: |dw|, |dh| are clamped to |log(wh_ratio_clip)| so exp() cannot
                 blow up (a box grows at most 1 / wh_ratio_clip = 62.5 times).
 
@@ -111,9 +111,17 @@ class DeltaXYWHBBoxCoder:
 
     @staticmethod
     def _clip(boxes: Tensor, max_shape) -> Tensor:
-        """Clip (..., C, 4) boxes to one (h, w), or per leading batch index to (B, 2) shapes."""
+        """Clip (..., C, 4) boxes to one (h, w), or per leading batch index to (B, 2) shapes.
+
+        As MMDetection: a 1-D tensor is one shape for every box, a 2-D tensor (B, 2+) one shape
+        per image; only the first two values (h, w) of each shape are used.
+        """
+        if isinstance(max_shape, Tensor) and max_shape.dim() == 1:
+            upper = max_shape[:2].to(boxes).flip(0).repeat(2)  # (4,) bounds (w, h, w, h)
+            return torch.min(boxes.clamp(min=0), upper)
         if isinstance(max_shape, Tensor) or isinstance(max_shape[0], (tuple, list, Tensor)):
-            hw = torch.as_tensor(max_shape, dtype=boxes.dtype, device=boxes.device).reshape(-1, 2)
+            hw = torch.as_tensor(max_shape, dtype=boxes.dtype, device=boxes.device)
+            hw = hw.reshape(-1, hw.size(-1))[:, :2]
             if boxes.dim() < 4 or hw.size(0) != boxes.size(0):
                 raise ValueError(f'DeltaXYWHBBoxCoder.decode: per-image max_shape needs boxes with a leading batch '
                                  f'dim of the same size, got {hw.size(0)} shapes for boxes {tuple(boxes.shape)}')
