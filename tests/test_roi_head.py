@@ -263,3 +263,33 @@ def test_standard_roi_head_needs_train_cfg_for_loss():
     head = roi_head(train=False)
     with pytest.raises(ValueError, match='train_cfg'):
         head.loss(feats(1), [InstanceData(bboxes=torch.zeros(0, 4))], [data_sample((64, 64), [], [])])
+
+
+def test_extractor_fewer_maps_than_strides_and_roi_scale_factor():
+    """MMDetection parity: with 2 maps for 4 strides the RoIs are mapped over the 2 maps given (the
+    300 px RoI, level 1 of 4, stays on level 1; the 40 px one on level 0); ``roi_scale_factor=2``
+    pools [0, 5, 5, 45, 45] from [0, -15, -15, 65, 65], the level still chosen from the 40 px size."""
+    torch.manual_seed(0)
+    ext = extractor()
+    feats = [torch.randn(1, 4, 32, 32), torch.randn(1, 4, 16, 16)]
+    rois = torch.tensor([[0., 5, 5, 45, 45], [0., 0, 0, 300, 300]])
+    out = ext(feats, rois)
+    for i, lvl in enumerate([0, 1]):
+        ref = roi_align(feats[lvl], rois[i:i + 1], 7, spatial_scale=1 / (4 * 2 ** lvl), sampling_ratio=0, aligned=True)
+        assert torch.allclose(out[i:i + 1], ref, atol=1e-6)
+    # 2x around the centre (25, 25): 80 px wide, which alone would map to level 0 too; 300 px -> 600 px
+    # (level 3 by size, clamped to 1), still level 1.
+    scaled = ext(feats, rois, roi_scale_factor=2.0)
+    big = torch.tensor([[0., -15, -15, 65, 65], [0., -150, -150, 450, 450]])
+    for i, lvl in enumerate([0, 1]):
+        ref = roi_align(feats[lvl], big[i:i + 1], 7, spatial_scale=1 / (4 * 2 ** lvl), sampling_ratio=0, aligned=True)
+        assert torch.allclose(scaled[i:i + 1], ref, atol=1e-6)
+    # A 100 px RoI would be level 0 by its own size but level 1 once doubled: the level uses its own size.
+    roi = torch.tensor([[0., 0, 0, 100, 100]])
+    ref = roi_align(feats[0], torch.tensor([[0., -50, -50, 150, 150]]), 7, spatial_scale=1 / 4, sampling_ratio=0,
+                    aligned=True)
+    assert torch.allclose(ext(feats, roi, roi_scale_factor=2.0), ref, atol=1e-6)
+    # One map only: the scale applies too.
+    single = ext(feats[:1], rois[:1], roi_scale_factor=2.0)
+    assert torch.allclose(single, roi_align(feats[0], big[:1], 7, spatial_scale=1 / 4, sampling_ratio=0, aligned=True),
+                          atol=1e-6)

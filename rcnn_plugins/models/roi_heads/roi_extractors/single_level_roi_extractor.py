@@ -4,7 +4,7 @@ Level of a RoI of scale ``s = sqrt(w * h)`` pixels: ``floor(log2(s / finest_scal
 clamped to the available levels, so with ``finest_scale=56`` boxes up to 111 px use stride 4,
 112-223 px stride 8, 224-447 px stride 16, 448 px and larger stride 32 (MMDetection's mapping).
 """
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from mmengine.model import BaseModule
@@ -53,12 +53,23 @@ class SingleRoIExtractor(BaseModule):
         lvls = torch.floor(torch.log2(scale / self.finest_scale + 1e-6))
         return lvls.clamp(min=0, max=num_levels - 1).long()
 
-    def forward(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
+    @staticmethod
+    def roi_rescale(rois: Tensor, scale_factor: float) -> Tensor:
+        """(R, 5) rois with width and height times ``scale_factor`` around the same centre."""
+        centre = (rois[:, 1:3] + rois[:, 3:5]) * 0.5
+        half = (rois[:, 3:5] - rois[:, 1:3]) * (0.5 * scale_factor)
+        return torch.cat([rois[:, :1], centre - half, centre + half], dim=1)
+
+    def forward(self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: Optional[float] = None) -> Tensor:
         """Pool features.
 
         Args:
-            feats: per level (B, C, H_l, W_l); only the first ``num_inputs`` are used.
+            feats: per level (B, C, H_l, W_l), finest first. With more maps than
+                ``featmap_strides`` only the first ``num_inputs`` are used; with fewer (as
+                MMDetection) RoIs are mapped over the maps given.
             rois: (R, 5) float [batch_idx, x1, y1, x2, y2] in input-image pixels.
+            roi_scale_factor: pool from each RoI enlarged (> 1) or shrunk around its centre by
+                this factor; the level is still chosen from the RoI's own size (MMDetection's order).
 
         Returns:
             (R, C, oh, ow) pooled features, in the features' dtype.
@@ -66,17 +77,20 @@ class SingleRoIExtractor(BaseModule):
         if rois.dim() != 2 or rois.size(1) != 5:
             raise ValueError(f'SingleRoIExtractor: rois must be (R, 5) [batch_idx, x1, y1, x2, y2], '
                              f'got shape {tuple(rois.shape)}')
-        num_levels = self.num_inputs
-        if len(feats) < num_levels:
-            raise ValueError(f'SingleRoIExtractor: {num_levels} featmap_strides but only {len(feats)} feature maps')
+        num_levels = min(self.num_inputs, len(feats))
+        if num_levels == 0:
+            raise ValueError('SingleRoIExtractor: no feature maps given')
         # Keep box coordinates in float32 under autocast (the pooling op casts both inputs to
         # float there); outside autocast the op needs rois in the features' dtype.
         if not torch.is_autocast_enabled(feats[0].device.type):
             rois = rois.to(feats[0].dtype)
+        # Unlike MMDetection, which skips it with a single level, the scale applies in every case.
+        lvls = self.map_roi_levels(rois, num_levels) if num_levels > 1 else None
+        if roi_scale_factor is not None:
+            rois = self.roi_rescale(rois, roi_scale_factor)
         if num_levels == 1:
             return self.roi_layers[0](feats[0], rois)
         out = feats[0].new_zeros(rois.size(0), self.out_channels, *self.output_size)
-        lvls = self.map_roi_levels(rois, num_levels)
         for i in range(num_levels):
             inds = (lvls == i).nonzero().squeeze(1)
             if inds.numel() > 0:
