@@ -107,3 +107,20 @@ def test_valid_flags_on_padded_shape():
         assert torch.equal(flags[level], ref)
     # A pad shape larger than the feature map covers everything.
     assert all(f.all() for f in gen.valid_flags(sizes, (100, 100)))
+
+
+def test_sparse_priors_and_deprecated_grid_anchors():
+    """Strides (w 8, h 16), scales 2 and 4 of base size 8: base anchors [-8, -8, 8, 8] and [-16, -16, 16, 16].
+    On a 3 x 5 map, index 13 is cell 6 = (x 1, y 1) -> shift (8, 16), base anchor 1 -> [-8, 0, 24, 32]."""
+    gen = AnchorGenerator(strides=[(8, 16)], ratios=[1.0], scales=[2, 4])
+    idxs = torch.tensor([13, 0, 1, 29])
+    out = gen.sparse_priors(idxs, (3, 5), 0)
+    assert out.dtype == torch.float32 and out.shape == (4, 4)
+    torch.testing.assert_close(out[:3], torch.tensor([[-8., 0., 24., 32.], [-8., -8., 8., 8.], [-16., -16., 16., 16.]]))
+    # Index 29, the last one: cell 14 = (x 4, y 2) -> shift (32, 32), base anchor 1.
+    torch.testing.assert_close(out[3], torch.tensor([16., 16., 48., 48.]))
+    torch.testing.assert_close(out, gen.single_level_grid_priors((3, 5), 0)[idxs])
+    assert gen.sparse_priors(idxs, (3, 5), 0, dtype=torch.float16).dtype == torch.float16
+    with pytest.warns(DeprecationWarning, match='grid_priors'):
+        legacy = gen.grid_anchors([(3, 5)])
+    assert len(legacy) == 1 and torch.equal(legacy[0], gen.grid_priors([(3, 5)])[0])

@@ -5,6 +5,7 @@ the level's anchors are those base anchors shifted to every cell of the feature 
 defaults and the anchor order follow MMDetection 3.x, so a trained RPN's outputs line up.
 """
 import math
+import warnings
 from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -164,6 +165,36 @@ class AnchorGenerator:
         shift_yy, shift_xx = torch.meshgrid(shift_y, shift_x, indexing='ij')  # (H, W), y outer
         shifts = torch.stack([shift_xx, shift_yy, shift_xx, shift_yy], dim=-1).reshape(-1, 4)
         return (shifts[:, None, :] + base[None, :, :]).reshape(-1, 4)
+
+    def sparse_priors(self, prior_idxs: Tensor, featmap_size: Tuple[int, int], level_idx: int,
+                      dtype: torch.dtype = torch.float32, device: Union[str, torch.device] = 'cpu') -> Tensor:
+        """The anchors at some indices of one level, without building the whole grid.
+
+        Args:
+            prior_idxs: (N,) long indices into that level's :meth:`single_level_grid_priors`
+                (row-major over (y, x), then the A base anchors).
+            featmap_size: (H, W) of the level's feature map.
+            level_idx: the pyramid level.
+
+        Returns:
+            (N, 4) xyxy anchors, equal to ``single_level_grid_priors(featmap_size, level_idx)[prior_idxs]``.
+        """
+        _, feat_w = featmap_size
+        num_base = self.num_base_priors[level_idx]
+        stride_w, stride_h = self.strides[level_idx]
+        cell = prior_idxs // num_base
+        x = (cell % feat_w) * stride_w
+        y = (cell // feat_w) * stride_h
+        shifts = torch.stack([x, y, x, y], dim=1).to(device=device, dtype=dtype)
+        base = self.base_anchors[level_idx].to(device=device, dtype=dtype)
+        return shifts + base[(prior_idxs % num_base).to(base.device)]
+
+    def grid_anchors(self, featmap_sizes: Sequence[Tuple[int, int]],
+                     device: Union[str, torch.device] = 'cpu') -> List[Tensor]:
+        """Deprecated MMDetection 2.x name of :meth:`grid_priors` (float32 anchors)."""
+        warnings.warn('AnchorGenerator.grid_anchors is deprecated; use grid_priors', DeprecationWarning,
+                      stacklevel=2)
+        return self.grid_priors(featmap_sizes, device=device)
 
     def valid_flags(self, featmap_sizes: Sequence[Tuple[int, int]], pad_shape: Sequence[int],
                     device: Union[str, torch.device] = 'cpu') -> List[Tensor]:
