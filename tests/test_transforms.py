@@ -1,5 +1,7 @@
 """Transforms: image loading of every colour layout, annotations, Resize, RandomFlip and
 PackDetInputs, checked against values worked out by hand or against cv2/PIL directly."""
+import copy
+
 import cv2
 import numpy as np
 import pytest
@@ -102,6 +104,23 @@ def test_load_annotations_arrays():
     empty = LoadAnnotations()(dict(instances=[]))
     assert empty['gt_bboxes'].shape == (0, 4) and empty['gt_bboxes_labels'].shape == (0,)
     assert empty['gt_ignore_flags'].shape == (0,)
+
+
+def test_load_annotations_mmdet_arguments_and_repr():
+    """MMDetection configs pass with_mask / poly2mask / box_type; 'hbox' and None give the same arrays."""
+    results = dict(instances=[dict(bbox=[1, 2, 3, 4], bbox_label=2, ignore_flag=0)])
+    for box_type in ('hbox', None):
+        t = LoadAnnotations(with_bbox=True, with_mask=False, poly2mask=False, box_type=box_type)
+        out = t(copy.deepcopy(results))
+        assert isinstance(out['gt_bboxes'], np.ndarray)
+        np.testing.assert_array_equal(out['gt_bboxes'], [[1, 2, 3, 4]])
+    with pytest.raises(NotImplementedError, match='masks are not supported yet'):
+        LoadAnnotations(with_mask=True)
+    with pytest.raises(ValueError, match="box_type must be 'hbox' or None"):
+        LoadAnnotations(box_type='rbox')
+    assert repr(LoadAnnotations(with_bbox=True)) == (
+        "LoadAnnotations(with_bbox=True, with_label=True, with_mask=False, with_seg=False, poly2mask=True, "
+        "imdecode_backend='cv2', backend_args=None)")
 
 
 # ---------------------------------------------------------------- Resize

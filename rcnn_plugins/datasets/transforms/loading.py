@@ -123,8 +123,31 @@ class LoadAnnotations(MMCVLoadAnnotations):
     """data_info ``instances`` -> ``gt_bboxes`` (N, 4) float32 xyxy pixels, ``gt_bboxes_labels``
     (N,) int64 and ``gt_ignore_flags`` (N,) bool.
 
-    Arguments as mmcv's; ``with_seg`` and ``with_keypoints`` keep mmcv's behaviour.
+    Arguments as mmcv's; ``with_seg`` and ``with_keypoints`` keep mmcv's behaviour. MMDetection's
+    extra arguments are accepted so its configs run: ``with_mask`` (must stay False: rcnn_plugins
+    has no mask head yet), ``poly2mask`` (only meaningful with masks) and ``box_type``
+    (``'hbox'``, MMDetection's default, or None: both give the plain (N, 4) arrays above, there
+    are no box classes here).
     """
+
+    def __init__(self, with_mask: bool = False, poly2mask: bool = True, box_type: Optional[str] = 'hbox',
+                 **kwargs) -> None:
+        if with_mask:
+            raise NotImplementedError('LoadAnnotations: with_mask=True: masks are not supported yet by '
+                                      'rcnn_plugins (boxes only); set with_mask=False in the pipeline')
+        if box_type not in ('hbox', None):
+            raise ValueError(f"LoadAnnotations: box_type must be 'hbox' or None (axis-aligned xyxy boxes), "
+                             f'got {box_type!r}')
+        super().__init__(**kwargs)
+        self.with_mask = with_mask
+        self.poly2mask = poly2mask
+        self.box_type = box_type
+
+    def __repr__(self) -> str:
+        # MMDetection 3.x's repr, not mmcv's.
+        return (f'{self.__class__.__name__}(with_bbox={self.with_bbox}, with_label={self.with_label}, '
+                f'with_mask={self.with_mask}, with_seg={self.with_seg}, poly2mask={self.poly2mask}, '
+                f"imdecode_backend='{self.imdecode_backend}', backend_args={self.backend_args})")
 
     def _load_bboxes(self, results: dict) -> None:
         instances = results.get('instances', [])
