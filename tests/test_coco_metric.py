@@ -231,3 +231,18 @@ def test_format_only_writes_results_json(coco_case, tmp_path):
     assert first['score'] == pytest.approx(dets[0]['scores'][0], rel=1e-6)
     with pytest.raises(ValueError, match='outfile_prefix'):
         CocoMetric(ann_file=str(gt_path), format_only=True)
+
+
+def test_iou_thrs_kept_as_given(coco_case):
+    """MMDetection keeps ``iou_thrs`` as passed (a list stays that list); evaluating at [0.5] alone gives
+    mAP = the default run's mAP_50, and a float 0.5 the same."""
+    gt_path, _, dets = coco_case
+    metric = CocoMetric(ann_file=str(gt_path), iou_thrs=[0.5, 0.75])
+    assert metric.iou_thrs == [0.5, 0.75] and isinstance(metric.iou_thrs, list)
+    assert CocoMetric(iou_thrs=0.5).iou_thrs == 0.5
+    default = CocoMetric()
+    np.testing.assert_allclose(default.iou_thrs, np.arange(10) * 0.05 + 0.5)
+    full = run_evaluator(dict(type=CocoMetric, ann_file=str(gt_path)), to_samples(dets))
+    for thrs in ([0.5], 0.5):
+        at_50 = run_evaluator(dict(type=CocoMetric, ann_file=str(gt_path), iou_thrs=thrs), to_samples(dets))
+        assert at_50['coco/bbox_mAP'] == pytest.approx(full['coco/bbox_mAP_50'], abs=1e-9)

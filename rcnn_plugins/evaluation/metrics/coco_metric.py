@@ -109,7 +109,8 @@ class CocoMetric(BaseMetric):
         self.proposal_nums = list(proposal_nums)
         if iou_thrs is None:
             iou_thrs = np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)
-        self.iou_thrs = np.atleast_1d(np.asarray(iou_thrs, dtype=np.float64))
+        # Kept as given (a float, list or array), as MMDetection does: user code compares it.
+        self.iou_thrs = iou_thrs
         self.metric_items = list(metric_items) if metric_items is not None else None
         if self.metric_items is not None:
             for item in self.metric_items:
@@ -131,6 +132,10 @@ class CocoMetric(BaseMetric):
             with get_local_path(ann_file, backend_args=backend_args) as local_path, \
                     contextlib.redirect_stdout(io.StringIO()):
                 self._coco_api = COCO(local_path)
+
+    def _iou_thr_array(self) -> np.ndarray:
+        """``iou_thrs`` as the (T,) float64 array COCOeval and the recall need."""
+        return np.atleast_1d(np.asarray(self.iou_thrs, dtype=np.float64))
 
     # ------------------------------------------------------------------ collection
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
@@ -257,7 +262,7 @@ class CocoMetric(BaseMetric):
         coco_eval.params.catIds = cat_ids
         coco_eval.params.imgIds = coco_gt.getImgIds()
         coco_eval.params.maxDets = list(self.proposal_nums)
-        coco_eval.params.iouThrs = self.iou_thrs
+        coco_eval.params.iouThrs = self._iou_thr_array()
         if metric == 'proposal':
             coco_eval.params.useCats = 0
         summary = io.StringIO()
@@ -322,7 +327,7 @@ class CocoMetric(BaseMetric):
                      for a in anns if not (a.get('ignore', False) or a.get('iscrowd', 0))]
             gt_bboxes.append(np.array(boxes, dtype=np.float64).reshape(-1, 4))
             proposals.append(np.hstack([pred['bboxes'], pred['scores'][:, None]]))
-        recalls = eval_recalls(gt_bboxes, proposals, self.proposal_nums, self.iou_thrs)
+        recalls = eval_recalls(gt_bboxes, proposals, self.proposal_nums, self._iou_thr_array())
         ar = recalls.mean(axis=1)
         results = OrderedDict((f'AR@{num}', float(ar[i])) for i, num in enumerate(self.proposal_nums))
         logger.info(' '.join(f'{k}: {v:.4f}' for k, v in results.items()))
