@@ -10,6 +10,7 @@ import torch
 from mmengine.dataset import ConcatDataset, DefaultSampler, RepeatDataset
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
+from torch.utils.data import Sampler
 
 from rcnn_plugins.datasets import (COCO_CLASSES, VOC_CLASSES, AspectRatioBatchSampler, CocoDataset, VOCDataset,
                                    XMLDataset)
@@ -180,14 +181,53 @@ def test_aspect_ratio_batch_sampler(coco_writer, tmp_path, drop_last):
     assert all(len({i in tall for i in b}) == 1 for b in batches[:-2])
     seen = sorted(i for batch in batches for i in batch)
     assert len(set(seen)) == len(seen)
-    # The batch count depends only on the sample count, never on the orientation mix, so every
-    # rank of a multi-process run takes the same number of steps (else DDP deadlocks).
+    # Without drop_last the batch count depends only on the sample count, never on the orientation
+    # mix, so every rank of a multi-process run takes the same number of steps (else DDP deadlocks).
+    # Here the remainders (1 + 2 = 3) are dropped with drop_last: 23 // 4 batches.
     if drop_last:
-        assert all(len(b) == 4 for b in batches)
+        assert all(len(b) == 4 for b in batches) and not mixed
         assert len(batches) == 23 // 4
     else:
         assert seen == list(range(23))  # every index exactly once
         assert len(batches) == -(-23 // 4)
+
+
+class _SizedDataset:
+    """Stand-in dataset: only the image sizes (width, height) the sampler reads."""
+
+    def __init__(self, sizes):
+        self.sizes = sizes
+
+    def __len__(self):
+        return len(self.sizes)
+
+    def get_data_info(self, idx):
+        return dict(width=self.sizes[idx][0], height=self.sizes[idx][1])
+
+
+class _InOrder(Sampler):
+    """Indices 0..N-1 in order, so the batches can be worked out by hand."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __iter__(self):
+        return iter(range(len(self.dataset)))
+
+    def __len__(self):
+        return len(self.dataset)
+
+
+def test_aspect_ratio_batch_sampler_drop_last_never_mixes():
+    """MMDetection's rule: 2 tall + 98 wide, batch size 5 -> 19 wide batches (95 images); the merged
+    remainder, 3 wide + 2 tall = exactly 5, is dropped (it would mix) rather than yielded as a 20th."""
+    sizes = [(30, 60)] * 2 + [(60, 30)] * 98
+    dataset = _SizedDataset(sizes)
+    batches = list(AspectRatioBatchSampler(_InOrder(dataset), batch_size=5, drop_last=True))
+    assert len(batches) == 19
+    assert all(len(b) == 5 and all(i >= 2 for i in b) for b in batches)
+    kept = list(AspectRatioBatchSampler(_InOrder(dataset), batch_size=5, drop_last=False))
+    assert len(kept) == 20 and sorted(kept[-1]) == [0, 1, 97, 98, 99]
 
 
 def test_runner_builds_dataloader_with_aspect_ratio_batches(coco_dir):

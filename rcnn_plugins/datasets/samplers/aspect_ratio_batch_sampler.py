@@ -7,9 +7,14 @@ yielded. At the end of an epoch the two buckets' remainders (each under ``batch_
 and batched together, as MMDetection does, so at most one batch mixes orientations.
 
 That merge is what keeps multi-process training alive: every rank then gets exactly
-``ceil(len(sampler) / batch_size)`` batches (``floor`` with ``drop_last``), whatever its mix of wide
-and tall images. Batching the remainders separately would give one rank an extra batch, and DDP
-would wait forever for the others at that step's gradient all-reduce.
+``ceil(len(sampler) / batch_size)`` batches, whatever its mix of wide and tall images. Batching the
+remainders separately would give one rank an extra batch, and DDP would wait forever for the
+others at that step's gradient all-reduce.
+
+With ``drop_last=True`` the last batch of the merged remainders is dropped even when it is
+exactly ``batch_size`` long (MMDetection's rule: that batch would mix orientations), so an epoch
+has ``floor(len(sampler) / batch_size)`` batches (``len()``) or one fewer, depending on the
+shuffle. Epoch-based multi-GPU training should therefore keep the default ``drop_last=False``.
 """
 from typing import Iterator, List
 
@@ -27,7 +32,7 @@ class AspectRatioBatchSampler(BatchSampler):
         sampler: yields dataset indices; must have a ``dataset`` attribute whose
             ``get_data_info(idx)`` returns ``width`` and ``height``.
         batch_size: images per batch.
-        drop_last: drop the epoch's last, incomplete batch.
+        drop_last: drop the epoch's last batch of merged remainders (see the module docstring).
     """
 
     def __init__(self, sampler: Sampler, batch_size: int, drop_last: bool = False) -> None:
@@ -62,12 +67,13 @@ class AspectRatioBatchSampler(BatchSampler):
                 bucket.clear()
         leftover = buckets[0] + buckets[1]
         for start in range(0, len(leftover), self.batch_size):
-            batch = leftover[start:start + self.batch_size]
-            if len(batch) == self.batch_size or not self.drop_last:
-                yield batch
+            # drop_last drops the final chunk (<= batch_size) of the remainders, full or not.
+            if not self.drop_last or start + self.batch_size < len(leftover):
+                yield leftover[start:start + self.batch_size]
 
     def __len__(self) -> int:
-        """Batches per epoch: the same on every rank (see the module docstring)."""
+        """Batches per epoch: the same on every rank; with ``drop_last`` an upper bound (see the
+        module docstring)."""
         if self.drop_last:
             return len(self.sampler) // self.batch_size
         return -(-len(self.sampler) // self.batch_size)
