@@ -133,3 +133,23 @@ def test_accuracy():
     torch.testing.assert_close(accuracy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)), torch.tensor([0.]))
     acc_mod = MODELS.build(dict(type='Accuracy', topk=1))
     torch.testing.assert_close(acc_mod(pred, target), torch.tensor([50.]))
+
+
+def test_avg_factor_with_sum_raises_as_mmdetection():
+    """MMDetection's weight_reduce_loss refuses avg_factor with reduction='sum' (a sum divided by
+    something is a mean); every loss here raises the same ValueError, naming itself, even with no boxes."""
+    pred, target = torch.tensor([[1., -2., 3., 0.]]), torch.zeros(1, 4)
+    for loss in (L1Loss(reduction='sum'), SmoothL1Loss(reduction='sum')):
+        name = type(loss).__name__
+        with pytest.raises(ValueError, match=f'{name}: avg_factor can not be used with reduction="sum"'):
+            loss(pred, target, avg_factor=2.)
+        with pytest.raises(ValueError, match=name):
+            loss(torch.zeros(0, 4), torch.zeros(0, 4), avg_factor=2.)
+        with pytest.raises(ValueError, match=name):
+            type(loss)()(pred, target, avg_factor=2., reduction_override='sum')
+        torch.testing.assert_close(loss(pred, target), loss(pred, target, reduction_override='mean') * 4)
+    torch.testing.assert_close(L1Loss()(pred, target, avg_factor=2.), torch.tensor(6 / (2 + EPS)))
+    logits, labels = torch.tensor([[2., 0.], [0., 1.]]), torch.tensor([0, 1])
+    for ce in (CrossEntropyLoss(reduction='sum'), CrossEntropyLoss(use_sigmoid=True, reduction='sum')):
+        with pytest.raises(ValueError, match='CrossEntropyLoss: avg_factor can not be used'):
+            ce(logits, labels, avg_factor=2.)

@@ -8,6 +8,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import rcnn_plugins.models.backbones  # noqa: F401  (registers ResNet)
 from rcnn_plugins.models.backbones import ResNet
+from rcnn_plugins.models.backbones.resnet import Bottleneck
 from rcnn_plugins.registry import MODELS
 
 
@@ -183,6 +184,10 @@ def test_bad_arguments_raise_clear_errors():
         ResNet(depth=50, dcn=dict(type='DCNv2'))
     with pytest.raises(ValueError, match='style'):
         ResNet(depth=50, style='tf')
+    # The block on its own refuses it too (MMDetection's Bottleneck accepts only 'pytorch' and 'caffe').
+    with pytest.raises(ValueError, match="Bottleneck: style must be 'pytorch' or 'caffe', got 'tensorflow'"):
+        Bottleneck(64, 16, style='tensorflow')
+    assert Bottleneck(64, 16, stride=2, style='caffe').conv1.stride == (2, 2)
     with pytest.raises(ValueError, match='out_indices'):
         ResNet(depth=50, num_stages=3, out_indices=(0, 3))
     with pytest.raises(ValueError, match='frozen_stages'):

@@ -94,6 +94,8 @@ class Bottleneck(ResidualBlock):
                  conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN'),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
+        if style not in ('pytorch', 'caffe'):
+            raise ValueError(f"Bottleneck: style must be 'pytorch' or 'caffe', got {style!r}")
         conv1_stride, conv2_stride = (1, stride) if style == 'pytorch' else (stride, 1)
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)

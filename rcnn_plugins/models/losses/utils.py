@@ -19,6 +19,13 @@ def check_reduction(reduction: str, owner: str) -> str:
     return reduction
 
 
+def check_avg_factor(reduction: str, avg_factor, owner: str) -> None:
+    """``avg_factor`` only divides a ``'mean'`` (or is ignored by ``'none'``); with ``'sum'`` it is an error."""
+    if avg_factor is not None and reduction == 'sum':
+        raise ValueError(f'{owner}: avg_factor can not be used with reduction="sum"; use reduction="mean" '
+                         '(sum / avg_factor) or drop avg_factor')
+
+
 def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
     """Reduce an element-wise loss: ``'none'`` / ``'mean'`` / ``'sum'``."""
     check_reduction(reduction, 'reduce_loss')
@@ -40,9 +47,8 @@ def weight_reduce_loss(loss: Tensor, weight: Optional[Tensor] = None, reduction:
         loss = loss * weight
     if avg_factor is None:
         return reduce_loss(loss, reduction)
+    check_reduction(reduction, 'weight_reduce_loss')
+    check_avg_factor(reduction, avg_factor, 'weight_reduce_loss')
     if reduction == 'mean':
         return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
-    if reduction == 'none':
-        return loss
-    raise ValueError(f'avg_factor can not be used with reduction={reduction!r}; use reduction="mean" '
-                     '(sum / avg_factor) or drop avg_factor')
+    return loss
