@@ -246,3 +246,23 @@ def test_iou_thrs_kept_as_given(coco_case):
     for thrs in ([0.5], 0.5):
         at_50 = run_evaluator(dict(type=CocoMetric, ann_file=str(gt_path), iou_thrs=thrs), to_samples(dets))
         assert at_50['coco/bbox_mAP'] == pytest.approx(full['coco/bbox_mAP_50'], abs=1e-9)
+
+
+def test_default_coco_classes_over_a_file_defining_some(tmp_path):
+    """As CocoDataset loads it: the 80 COCO classes over a file defining only person (1) and dog (18).
+    Exact person (label 0) and dog (label 16) detections give mAP 1; a 'car' (label 2) detection has no
+    category in the file and is left out instead of failing the evaluation."""
+    from rcnn_plugins.datasets import COCO_CLASSES
+    gt_json = dict(images=[dict(id=1, width=100, height=100)],
+                   categories=[dict(id=18, name='dog'), dict(id=1, name='person')],
+                   annotations=[dict(id=1, image_id=1, category_id=1, bbox=[10, 10, 30, 40], area=1200, iscrowd=0),
+                                dict(id=2, image_id=1, category_id=18, bbox=[50, 50, 40, 30], area=1200, iscrowd=0)])
+    path = tmp_path / 'gt.json'
+    path.write_text(json.dumps(gt_json))
+    dets = [dict(img_id=1, bboxes=np.array([[10, 10, 40, 50], [50, 50, 90, 80], [0, 0, 20, 20.]]),
+                 scores=np.array([0.9, 0.8, 0.95]), labels=np.array([0, 16, 2]))]
+    results = run_evaluator(dict(type=CocoMetric, ann_file=str(path)), to_samples(dets), classes=COCO_CLASSES)
+    assert results['coco/bbox_mAP_50'] == pytest.approx(1.0)
+    assert results['coco/bbox_mAP'] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match='car'):  # a user's own class list must be defined in full
+        run_evaluator(dict(type=CocoMetric, ann_file=str(path)), to_samples(dets), classes=('person', 'car'))

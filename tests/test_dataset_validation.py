@@ -72,6 +72,55 @@ def test_unknown_category_id_is_fatal(coco_writer, tmp_path):
     assert 'instances.json' in msg
 
 
+def test_unknown_category_message_says_how_to_skip_and_the_switch_skips(coco_writer, tmp_path):
+    """Still fatal by default, and the message names the switch; with skip_unknown_categories=True the
+    annotation is skipped (MMDetection's behaviour) with one warning naming it."""
+    anns = [dict(id=77, image_id=3, category_id=9, bbox=[1, 1, 5, 5]),
+            dict(id=78, image_id=3, category_id=2, bbox=[2, 2, 4, 4])]
+    ann = coco_writer(str(tmp_path), [(3, 'three.jpg', 30, 30)], anns, CATS)
+    with pytest.raises(DatasetError, match='skip_unknown_categories=True'):
+        build_coco(str(tmp_path), ann)
+    ds, msgs = dataset_warnings(lambda: build_coco(str(tmp_path), ann, skip_unknown_categories=True))
+    assert ds.get_data_info(0)['instances'] == [dict(bbox=[2.0, 2.0, 6.0, 6.0], bbox_label=1, ignore_flag=0)]
+    skipped = [m for m in msgs if 'skipped' in m]
+    assert len(skipped) == 1 and 'ann id 77' in skipped[0] and 'category_id 9' in skipped[0]
+
+
+def test_duplicate_annotation_ids_are_fatal(coco_writer, tmp_path):
+    """MMDetection: "Annotation ids in ... are not unique!"; here with the repeated ids named."""
+    anns = [dict(id=5, image_id=1, category_id=1, bbox=[1, 1, 5, 5]),
+            dict(id=5, image_id=2, category_id=2, bbox=[1, 1, 5, 5]),
+            dict(id=6, image_id=2, category_id=2, bbox=[2, 2, 5, 5])]
+    ann = coco_writer(str(tmp_path), [(1, 'a.jpg', 30, 30), (2, 'b.jpg', 30, 30)], anns, CATS)
+    with pytest.raises(DatasetError, match=r'instances.json: annotation ids are not unique: 1 ids .*: 5\.'):
+        build_coco(str(tmp_path), ann)
+
+    class Repeats(CocoDataset):  # MMDetection's switch for datasets that reuse ids (e.g. Objects365)
+        ANN_ID_UNIQUE = False
+
+    ds = Repeats(ann_file=ann, data_prefix=dict(img=os.path.join(str(tmp_path), 'images')), serialize_data=False,
+                 metainfo=dict(classes=('cat', 'dog')))
+    assert [len(ds.get_data_info(i)['instances']) for i in range(2)] == [1, 2]
+
+
+def test_default_coco_classes_load_the_subset_a_file_defines(coco_writer, tmp_path):
+    """No metainfo: the 80 COCO classes. A file defining only 'dog' (id 18) and 'person' (id 1) loads
+    with COCO's labels (dog 16, person 0), one warning lists the 78 undefined classes; a class list
+    given by the user must still be defined in full."""
+    anns = [dict(id=1, image_id=1, category_id=18, bbox=[1, 1, 5, 5]),
+            dict(id=2, image_id=1, category_id=1, bbox=[2, 2, 5, 5])]
+    ann = coco_writer(str(tmp_path), [(1, 'a.jpg', 30, 30)], anns, [(18, 'dog'), (1, 'person')])
+    ds, msgs = dataset_warnings(lambda: CocoDataset(ann_file=ann, serialize_data=False,
+                                                    data_prefix=dict(img=os.path.join(str(tmp_path), 'images'))))
+    assert len(ds.metainfo['classes']) == 80
+    assert [i['bbox_label'] for i in ds.get_data_info(0)['instances']] == [16, 0]
+    assert ds.cat2label == {1: 0, 18: 16}
+    assert ds.cat_ids[0] == 1 and ds.cat_ids[16] == 18 and ds.cat_ids.count(None) == 78
+    assert len(msgs) == 1 and '78 of the 80 default COCO classes' in msgs[0] and 'bicycle, car' in msgs[0]
+    with pytest.raises(DatasetError, match=r"\['cat'\]"):
+        build_coco(str(tmp_path), ann, metainfo=dict(classes=('dog', 'cat')))
+
+
 def test_undefined_class_name_is_fatal_with_available_names(coco_writer, tmp_path):
     ann = coco_writer(str(tmp_path), [(1, 'a.jpg', 30, 30)], [dict(id=1, image_id=1, category_id=1, bbox=[1, 1, 5, 5])],
                       CATS)

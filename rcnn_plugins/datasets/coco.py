@@ -6,6 +6,11 @@ with pycocotools' ``COCO``. ``metainfo=dict(classes=(...))`` selects categories 
 is that category's id and ``self.cat2label`` the inverse map, so predictions can be written
 back as COCO category ids. Image ids are kept exactly as in the file.
 
+With the default classes (the 80 of COCO) a json that defines only some of them by name loads
+that subset, as MMDetection: labels stay the indices into the 80 names (so a model with
+``num_classes=80`` fits), ``cat_ids`` is None for the classes the file lacks, and a warning lists
+them. A class list given in ``metainfo`` must be defined in full (a typo there is fatal).
+
 Per annotation, as MMDetection: ``ignore: true`` annotations are skipped, categories outside
 ``classes`` are skipped, ``[x, y, w, h]`` becomes ``[x, y, x + w, y + h]``, ``iscrowd`` becomes
 ``ignore_flag=1``, boxes with width or height < 1 px or ``area <= 0`` are dropped. Boxes reaching
@@ -72,16 +77,24 @@ class CocoDataset(BaseDetDataset):
     Args:
         ann_file: the json file (relative to ``data_root`` unless absolute).
         data_prefix: ``dict(img='train2017/')``: folder of the images, joined to ``data_root``.
+        skip_unknown_categories: annotations whose ``category_id`` is not in the file's
+            ``categories`` are an error by default (the file is inconsistent); True skips them
+            with one warning, as MMDetection does (silently there).
         **kwargs: see :class:`BaseDetDataset` (``metainfo``, ``filter_cfg``, ``pipeline``, ...).
 
     Attributes (set when the annotations are loaded):
-        cat_ids: category id of each label, ``cat_ids[label]``.
+        cat_ids: category id of each label, ``cat_ids[label]`` (None for a default COCO class
+            the file does not define).
         cat2label: category id -> label.
     """
 
     METAINFO = dict(classes=COCO_CLASSES, palette=default_palette(len(COCO_CLASSES)))
+    # MMDetection's switch: repeated annotation ids are an error unless a subclass sets False.
+    ANN_ID_UNIQUE = True
 
-    def __init__(self, *args, data_prefix: dict = dict(img=''), **kwargs) -> None:
+    def __init__(self, *args, data_prefix: dict = dict(img=''), skip_unknown_categories: bool = False,
+                 **kwargs) -> None:
+        self.skip_unknown_categories = skip_unknown_categories
         super().__init__(*args, data_prefix=data_prefix, **kwargs)
 
     def load_data_list(self) -> List[dict]:
@@ -148,6 +161,10 @@ class CocoDataset(BaseDetDataset):
         if repeated:
             raise DatasetError(f'{src}: {len(repeated)} image ids occur more than once in "images": '
                                f'{list_some(repeated)}.')
+        repeated = [ann_id for ann_id, n in Counter(ann['id'] for ann in raw['annotations']).items() if n > 1]
+        if repeated and self.ANN_ID_UNIQUE:
+            raise DatasetError(f'{src}: annotation ids are not unique: {len(repeated)} ids occur more than once in '
+                               f'"annotations": {list_some(repeated)}. Give every annotation its own id.')
 
         bad_boxes = [f'ann id {ann["id"]}: {ann["bbox"]!r}' for ann in raw['annotations'] if not _is_box(ann['bbox'])]
         if bad_boxes:
@@ -160,8 +177,12 @@ class CocoDataset(BaseDetDataset):
                    f'{file_names.get(ann["image_id"], "image not in the file")})'
                    for ann in raw['annotations'] if ann['category_id'] not in cat_ids]
         if unknown:
-            raise DatasetError(f'{src}: {len(unknown)} annotations use a category_id that "categories" does not '
-                               f'define (defined ids: {sorted(cat_ids)}): {list_some(unknown)}.')
+            problem = (f'{src}: {len(unknown)} annotations use a category_id that "categories" does not '
+                       f'define (defined ids: {sorted(cat_ids)}): {list_some(unknown)}')
+            if not self.skip_unknown_categories:
+                raise DatasetError(f'{problem}. Fix the file, or set skip_unknown_categories=True in the dataset '
+                                   'config to skip these annotations (what MMDetection does).')
+            warn(f'{problem}; skipped (skip_unknown_categories=True).')
         orphans = [f'ann id {ann["id"]} (image_id {ann["image_id"]})'
                    for ann in raw['annotations'] if ann['image_id'] not in file_names]
         if orphans:
@@ -176,23 +197,29 @@ class CocoDataset(BaseDetDataset):
             ids_by_name[cat['name']].append(cat['id'])
         classes = list(self.metainfo['classes'])
         undefined = [name for name in classes if name not in ids_by_name]
-        if undefined:
+        # MMDetection loads the defined subset of the default classes; labels stay COCO's indices.
+        subset = bool(undefined) and tuple(classes) == COCO_CLASSES and len(undefined) < len(classes)
+        if undefined and not subset:
             raise DatasetError(f'{src}: metainfo classes {undefined} are not defined in "categories" '
                                f'(a typo? a dataset with its own classes needs metainfo=dict(classes=(...)) in its '
                                f'config). Available names: {list(ids_by_name)}.')
-        ambiguous = [f'{name!r} (ids {ids_by_name[name]})' for name in classes if len(ids_by_name[name]) > 1]
+        if subset:
+            warn(f'{src}: {len(undefined)} of the 80 default COCO classes are not defined in "categories" and '
+                 f'get no annotations: {list_some(undefined)}. Give metainfo=dict(classes=(...)) to train on '
+                 'the defined ones only.')
+        ambiguous = [f'{name!r} (ids {ids_by_name[name]})' for name in classes if len(ids_by_name.get(name, ())) > 1]
         if ambiguous:
             raise DatasetError(f'{src}: several categories share the name of a selected class: '
                                f'{list_some(ambiguous)}; give the categories distinct names.')
         duplicated = [name for name, count in Counter(classes).items() if count > 1]
         if duplicated:
             raise DatasetError(f'metainfo classes list {duplicated} more than once.')
-        self.cat_ids = [ids_by_name[name][0] for name in classes]
-        self.cat2label = {cat_id: label for label, cat_id in enumerate(self.cat_ids)}
+        self.cat_ids = [ids_by_name[name][0] if name in ids_by_name else None for name in classes]
+        self.cat2label = {cat_id: label for label, cat_id in enumerate(self.cat_ids) if cat_id is not None}
         counts = Counter(ann['category_id'] for ann in coco.dataset['annotations'])
         if not counts:  # an image-info file for inference: no annotations at all is expected
             return
-        unused = [name for name, cat_id in zip(classes, self.cat_ids) if counts[cat_id] == 0]
+        unused = [name for name, cat_id in zip(classes, self.cat_ids) if cat_id is not None and counts[cat_id] == 0]
         if unused:
             warn(f'{src}: {len(unused)} of the {len(classes)} classes are defined but have no annotation in '
                  f'this file: {list_some(unused)}.')

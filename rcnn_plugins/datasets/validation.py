@@ -16,9 +16,13 @@ annotation file not valid JSON / XML                                   FATAL (fi
 COCO json without ``images`` / ``categories``; record without fields   FATAL (file, record)
 COCO image without a positive width and height, or a repeated image id FATAL (file, image ids)
 box that is not 4 numbers                                              FATAL (file, record)
-COCO annotation whose ``category_id`` is not in ``categories``         FATAL (ann id, image id, file)
+COCO annotation whose ``category_id`` is not in ``categories``         FATAL (ann id, image id, file);
+                                                                       ``skip_unknown_categories=True``:
+                                                                       skipped, one warning
+COCO annotation id used more than once (``ANN_ID_UNIQUE``)             FATAL (file, ids)
 COCO annotation whose ``image_id`` is not in ``images``                warning (ignored)
 COCO: class in ``metainfo['classes']`` not named in ``categories``     FATAL (+ available names)
+COCO: default 80 classes, file defines only some of them               warning; the subset loads
 COCO: class that is defined but has no annotation                      warning
 ``metainfo['classes']`` given as one string (``('dog')``)              FATAL
 XML class with no object in any file (XML files have no category

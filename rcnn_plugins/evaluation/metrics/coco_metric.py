@@ -41,6 +41,7 @@ from mmengine.logging import MMLogger, print_log
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from rcnn_plugins.datasets.coco import COCO_CLASSES
 from rcnn_plugins.registry import METRICS
 from ..functional import eval_recalls, format_table, to_numpy
 
@@ -183,6 +184,8 @@ class CocoMetric(BaseMetric):
         for result in results:
             xywh = xyxy_to_xywh(result['bboxes'])
             for box, score, label in zip(xywh.tolist(), result['scores'].tolist(), result['labels'].tolist()):
+                if cat_ids[label] is None:  # a class the ground truth does not define
+                    continue
                 records.append(dict(image_id=result['img_id'], bbox=box, score=float(score),
                                     category_id=cat_ids[label]))
         path = f'{outfile_prefix}.bbox.json'
@@ -206,8 +209,9 @@ class CocoMetric(BaseMetric):
                 logger.info('CocoMetric: converting ground truth from the samples to COCO format')
                 with contextlib.redirect_stdout(io.StringIO()):
                     coco_gt = COCO(self.gt_to_coco_json(gts, outfile_prefix))
-            cat_ids = self._label_to_cat_ids(coco_gt)
-            result_files = self.results2json(preds, cat_ids, outfile_prefix)
+            label_cat_ids = self._label_to_cat_ids(coco_gt)
+            result_files = self.results2json(preds, label_cat_ids, outfile_prefix)
+            cat_ids = [cat_id for cat_id in label_cat_ids if cat_id is not None]
             if self.format_only:
                 logger.info(f'CocoMetric: results written to {result_files["bbox"]}')
                 return OrderedDict()
@@ -234,9 +238,14 @@ class CocoMetric(BaseMetric):
             ids_by_name.setdefault(cat['name'], cat['id'])
         classes = list(self.dataset_meta['classes'])
         missing = [name for name in classes if name not in ids_by_name]
-        if missing:
+        # The default 80 classes over a file that defines some of them (CocoDataset loads that
+        # subset): the missing classes have no ground truth and their detections are left out.
+        if missing and not (tuple(classes) == COCO_CLASSES and len(missing) < len(classes)):
             raise ValueError(f'CocoMetric: classes {missing} are not categories of the annotation file')
-        return [ids_by_name[name] for name in classes]
+        if missing:
+            print_log(f'CocoMetric: {len(missing)} of the 80 COCO classes are not categories of the annotation '
+                      'file; their detections are not evaluated.', logger='current', level=logging.WARNING)
+        return [ids_by_name.get(name) for name in classes]
 
     def _coco_eval(self, metric: str, coco_gt: COCO, cat_ids: List[int], result_file: str,
                    logger: MMLogger) -> Dict[str, float]:
