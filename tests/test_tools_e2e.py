@@ -6,6 +6,7 @@ import json
 import os
 import os.path as osp
 import pickle
+import re
 import subprocess
 import sys
 
@@ -50,6 +51,8 @@ def test_train_test_resume(tiny_data, tmp_path):
     log = run_tool('tools/train.py', DEMO, '--work-dir', work,
                    '--cfg-options', 'train_cfg.max_epochs=1', *options)
     assert 'Epoch(val) [1]' in log and 'coco/bbox_mAP_50' in log
+    # The RPN's per-level loss lists are logged as their sums (mmengine's parse_losses).
+    assert re.search(r'loss_rpn_cls: \d+\.\d+ +loss_rpn_bbox: \d+\.\d+', log), log[-2000:]
     first = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu', weights_only=False)
     iters_per_epoch = first['meta']['iter']
     assert first['meta']['epoch'] == 1 and iters_per_epoch > 0
