@@ -7,9 +7,10 @@ is that category's id and ``self.cat2label`` the inverse map, so predictions can
 back as COCO category ids. Image ids are kept exactly as in the file.
 
 With the default classes (the 80 of COCO) a json that defines only some of them by name loads
-that subset, as MMDetection: labels stay the indices into the 80 names (so a model with
-``num_classes=80`` fits), ``cat_ids`` is None for the classes the file lacks, and a warning lists
-them. A class list given in ``metainfo`` must be defined in full (a typo there is fatal).
+that subset, as MMDetection does, but labels stay the indices into the 80 names (so a model with
+``num_classes=80`` fits; see docs/MMDET_DIFFERENCES.md), ``cat_ids`` is None for the classes the
+file lacks, and a warning lists them. A class list given in ``metainfo`` must be defined in full
+(a typo there is fatal).
 
 Per annotation, as MMDetection: ``ignore: true`` annotations are skipped, categories outside
 ``classes`` are skipped, ``[x, y, w, h]`` becomes ``[x, y, x + w, y + h]``, ``iscrowd`` becomes
@@ -197,7 +198,7 @@ class CocoDataset(BaseDetDataset):
             ids_by_name[cat['name']].append(cat['id'])
         classes = list(self.metainfo['classes'])
         undefined = [name for name in classes if name not in ids_by_name]
-        # MMDetection loads the defined subset of the default classes; labels stay COCO's indices.
+        # The default classes over a file defining some of them: load that subset (labels stay COCO's).
         subset = bool(undefined) and tuple(classes) == COCO_CLASSES and len(undefined) < len(classes)
         if undefined and not subset:
             raise DatasetError(f'{src}: metainfo classes {undefined} are not defined in "categories" '

@@ -227,8 +227,9 @@ class CocoMetric(BaseMetric):
             if tmp_dir is not None:
                 tmp_dir.cleanup()
 
-    def _label_to_cat_ids(self, coco_gt: COCO) -> List[int]:
-        """Category id of each label: label ``i`` is the category named ``classes[i]``.
+    def _label_to_cat_ids(self, coco_gt: COCO) -> List[Optional[int]]:
+        """Category id of each label: label ``i`` is the category named ``classes[i]`` (None for a
+        default COCO class the file does not define).
 
         This is how ``CocoDataset`` maps them, whatever the order of the file's categories (a
         user's class subset or reordering stays consistent between dataset and metric).

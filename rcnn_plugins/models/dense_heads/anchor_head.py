@@ -1,7 +1,8 @@
 """``AnchorHead``: the base of anchor-based dense heads (RPNHead builds on it).
 
 It owns what every anchor head shares: the anchor generator, box coder, losses, the assigner and
-sampler of ``train_cfg``, and the training targets and loss over all pyramid levels at once.
+sampler of ``train_cfg``, the training targets of all pyramid levels at once, and the losses, one
+value per level as MMDetection returns them.
 Subclasses provide the convolutions (``_init_layers`` / ``forward_single``) and post-processing
 (``predict_by_feat``).
 
