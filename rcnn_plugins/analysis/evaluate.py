@@ -9,6 +9,14 @@ from mmengine.registry import init_default_scope
 from ..registry import DATASETS
 
 
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """A config file with ``--cfg-options`` overrides merged in (what every analysis tool reads)."""
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
 def build_test_dataset(cfg: Config):
     """The config's test dataset (``test_dataloader.dataset``), giving classes and ground truth."""
     init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))

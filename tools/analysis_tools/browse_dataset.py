@@ -5,9 +5,9 @@
 """
 import argparse
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-from rcnn_plugins.analysis import browse_dataset
+from rcnn_plugins.analysis import browse_dataset, load_config
 
 
 def parse_args(argv=None):
@@ -27,9 +27,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.not_show and args.output_dir is None:
         raise SystemExit('browse_dataset: --not-show without --output-dir would draw nothing; give --output-dir')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     written = browse_dataset(cfg, args.output_dir, split=args.split, max_images=args.max_images,
                              show=not args.not_show, show_interval=args.show_interval)
     if written:

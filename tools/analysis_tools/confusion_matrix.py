@@ -13,9 +13,10 @@ import json
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-from rcnn_plugins.analysis import build_test_dataset, calculate_confusion_matrix, load_results, plot_confusion_matrix
+from rcnn_plugins.analysis import (build_test_dataset, calculate_confusion_matrix, load_config,
+                                   load_results, plot_confusion_matrix)
 
 
 def parse_args(argv=None):
@@ -34,9 +35,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     results = load_results(args.prediction_path)
     dataset = build_test_dataset(cfg)
     matrix = calculate_confusion_matrix(dataset, results, args.score_thr, args.nms_iou_thr, args.tp_iou_thr)

@@ -6,9 +6,9 @@
 import argparse
 import json
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-from rcnn_plugins.analysis import evaluate_results, load_results
+from rcnn_plugins.analysis import evaluate_results, load_config, load_results
 
 
 def parse_args(argv=None):
@@ -22,9 +22,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     metrics = evaluate_results(cfg, load_results(args.pkl_results))
     print(json.dumps(metrics, indent=1))
     return metrics

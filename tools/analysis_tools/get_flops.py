@@ -7,10 +7,10 @@ for what is and is not counted). Both models run with random weights on the same
 """
 import argparse
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 
-from rcnn_plugins.analysis import complexity_table, detector_flops, torchvision_flops
+from rcnn_plugins.analysis import complexity_table, detector_flops, load_config, torchvision_flops
 from rcnn_plugins.registry import MODELS
 
 
@@ -27,9 +27,7 @@ def main(argv=None):
     if len(args.shape) not in (1, 2):
         raise SystemExit('--shape takes H W or a single side')
     shape = (args.shape[0], args.shape[-1])
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
     cfg.model.get('backbone', {}).pop('init_cfg', None)   # random weights: nothing to load
     model = MODELS.build(cfg.model)

@@ -9,9 +9,9 @@ import argparse
 import json
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-from rcnn_plugins.analysis import coco_pr_curves, load_results, plot_pr_curves
+from rcnn_plugins.analysis import coco_pr_curves, load_config, load_results, plot_pr_curves
 
 
 def parse_args(argv=None):
@@ -26,9 +26,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     curves = coco_pr_curves(cfg, load_results(args.pkl_results), iou_thr=args.iou_thr)
     plot_pr_curves(curves, args.out)
     numbers = osp.splitext(args.out)[0] + '.json'
