@@ -128,6 +128,9 @@ class CocoMetric(BaseMetric):
                       '(same numbers, slower).', logger='current', level=logging.WARNING)
         self.backend_args = backend_args
 
+        # ``COCOeval.eval`` arrays of the last evaluation, by metric (precision-recall curves
+        # are drawn from them: rcnn_plugins.analysis.pr_curve).
+        self.last_eval: Dict[str, dict] = {}
         self._coco_api: Optional[COCO] = None
         if ann_file is not None:
             with get_local_path(ann_file, backend_args=backend_args) as local_path, \
@@ -281,6 +284,12 @@ class CocoMetric(BaseMetric):
             coco_eval.accumulate()
             coco_eval.summarize()
         print_log('\n' + summary.getvalue(), logger=logger)
+        # ``precision``'s class axis follows ``eval_cat_ids`` (sorted); ``label_cat_ids[i]`` is label i's.
+        self.last_eval[metric] = dict(precision=coco_eval.eval['precision'], eval_cat_ids=list(coco_eval.params.catIds),
+                                      label_cat_ids=list(cat_ids),
+                                      iou_thrs=np.asarray(coco_eval.params.iouThrs),
+                                      rec_thrs=np.asarray(coco_eval.params.recThrs),
+                                      max_dets=list(coco_eval.params.maxDets))
 
         eval_results = OrderedDict()
         if metric == 'bbox' and self.classwise:

@@ -1,0 +1,16 @@
+"""Analysis of a detector after training: training logs, saved predictions (re-evaluation,
+confusion matrix, precision-recall curves), the training pipeline's output and FLOPs.
+
+The logic behind ``tools/analysis_tools/*.py``; every function works from Python too.
+"""
+from .browse import browse_dataset
+from .confusion_matrix import calculate_confusion_matrix, plot_confusion_matrix
+from .evaluate import build_evaluator, build_test_dataset, evaluate_results, load_config
+from .flops import complexity_table, detector_flops, torchvision_flops
+from .logs import cal_train_time, load_json_log, plot_curve
+from .pr_curve import coco_pr_curves, plot_pr_curves
+from .results_io import load_results
+
+__all__ = ['browse_dataset', 'build_evaluator', 'calculate_confusion_matrix', 'plot_confusion_matrix', 'build_test_dataset',
+           'evaluate_results', 'load_config', 'complexity_table', 'detector_flops', 'torchvision_flops', 'cal_train_time',
+           'load_json_log', 'plot_curve', 'coco_pr_curves', 'plot_pr_curves', 'load_results']
