@@ -1,0 +1,301 @@
+"""``DetInferencer``: run a detector on a user's images, folders, videos or arrays and save the results.
+
+MMDetection 3.x's class and call signature, so its notebook code carries over::
+
+    inferencer = DetInferencer(model='configs/faster_rcnn/faster-rcnn_r18_fpn_demo.py',
+                               weights='work_dirs/demo/epoch_12.pth', device='cpu')
+    out = inferencer('photos/', out_dir='outputs', batch_size=4, no_save_pred=False)
+    out['predictions'][0]          # {'labels': [...], 'scores': [...], 'bboxes': [[x1, y1, x2, y2], ...], ...}
+
+With ``out_dir`` it writes ``vis/<name>`` (the input with the boxes scoring above
+``pred_score_thr`` drawn; a video becomes an annotated video of the same fps and size) and,
+unless ``no_save_pred``, ``preds/<stem>.json`` (``preds/<stem>.jsonl`` for a video; format in
+:mod:`rcnn_plugins.apis.results`). Several images go through the model per forward pass
+(``batch_size``; the data preprocessor pads the batch). A file that cannot be read is reported
+by name and skipped; the run goes on. ``slice_cfg`` switches to sliced inference for large
+images (:mod:`rcnn_plugins.apis.slicing`).
+"""
+import json
+import os.path as osp
+import sys
+import warnings
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.logging import MMLogger
+from mmengine.structures import InstanceData
+from mmengine.utils import mkdir_or_exist
+from tqdm import tqdm
+
+from ..registry import DATASETS, TRANSFORMS
+from ..structures import DetDataSample
+from ..visualization import DetLocalVisualizer
+from .inference import get_test_pipeline_cfg, init_detector
+from .inputs import InputItem, InputsType, collect_inputs
+from .results import CocoResultsWriter, pred_to_dict, write_json
+from .slicing import check_slice_cfg, sliced_predict
+from .video import VideoReader, VideoSink, video_out_name
+
+# One unit of work: (item, frame index (None for images), BGR image or None when unreadable).
+_Frame = Tuple[InputItem, Optional[int], Optional[np.ndarray]]
+
+
+class DetInferencer:
+    """Detection inferencer (see module docstring).
+
+    Args:
+        model: config file path or ``Config``.
+        weights: checkpoint path; ``None`` keeps random weights (for timing or tests).
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``...; ``None`` picks CUDA when available.
+        palette: box colours (see :func:`rcnn_plugins.visualization.get_palette`); ``'none'``
+            uses the checkpoint's palette, else random colours.
+        show_progress: show a progress bar (images per second) while running.
+        classes: class names, overriding those stored in the checkpoint or config.
+    """
+
+    def __init__(self, model: Union[str, Config], weights: Optional[str] = None, device: Optional[str] = None,
+                 palette: str = 'none', show_progress: bool = True,
+                 classes: Optional[Sequence[str]] = None) -> None:
+        if device is None:
+            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        if weights is None:
+            logger.setLevel('WARNING')  # random init logs every parameter's initialiser
+        try:
+            self.model = init_detector(model, weights, device=device)
+        finally:
+            logger.setLevel(level)
+        self.cfg = self.model.cfg
+        self.device = device
+        self.show_progress = show_progress
+        self.classes = self._resolve_classes(classes)
+        pipeline = get_test_pipeline_cfg(self.cfg)
+        self._load_file = TRANSFORMS.build(pipeline[0])
+        # Files and arrays share one pipeline: files are decoded by the config's loader first.
+        self._pipeline = Compose([dict(type='LoadImageFromNDArray')] + pipeline[1:])
+        meta = dict(self.model.dataset_meta or {})
+        meta['classes'] = self.classes
+        if palette != 'none':
+            meta['palette'] = palette
+        self.visualizer = DetLocalVisualizer(name=f'det_inferencer_{id(self)}')
+        self.visualizer.dataset_meta = meta
+        self.skipped: List[str] = []  # inputs the last call could not read
+
+    def _resolve_classes(self, classes: Optional[Sequence[str]]) -> Tuple[str, ...]:
+        """``classes`` > checkpoint ``dataset_meta`` > the config's dataset > ``class i``."""
+        num_classes = self.cfg.model.roi_head.bbox_head.num_classes
+        if classes is None and self.model.dataset_meta:
+            classes = self.model.dataset_meta.get('classes')
+        if classes is None:
+            dataset = (self.cfg.get('test_dataloader') or self.cfg.get('val_dataloader') or {}).get('dataset', {})
+            classes = (dataset.get('metainfo') or {}).get('classes')
+            if classes is None and dataset.get('type') in DATASETS:
+                classes = DATASETS.get(dataset['type']).METAINFO.get('classes')
+        if classes is None or len(classes) != num_classes:
+            if classes is not None and len(classes) != num_classes:
+                raise ValueError(f'{len(classes)} class names given ({", ".join(classes)}) but the model has '
+                                 f'{num_classes} classes; pass {num_classes} names (--classes)')
+            classes = [f'class {i}' for i in range(num_classes)]
+        return tuple(classes)
+
+    # ------------------------------------------------------------------ model
+    def _pack(self, img: np.ndarray) -> dict:
+        return self._pipeline(dict(img=img, img_id=0))
+
+    @torch.no_grad()
+    def predict_arrays(self, imgs: List[np.ndarray]) -> List[DetDataSample]:
+        """One forward pass over BGR images (H, W, 3); predictions in each image's pixels, on the CPU."""
+        results = self.model.test_step(pseudo_collate([self._pack(img) for img in imgs]))
+        return [result.cpu() for result in results]
+
+    def _predict_instances(self, imgs: List[np.ndarray]) -> List[InstanceData]:
+        return [result.pred_instances for result in self.predict_arrays(imgs)]
+
+    # ------------------------------------------------------------------ inputs
+    def _frames(self, items: List[InputItem], progress: tqdm) -> Iterator[_Frame]:
+        """Every image, and every frame of every video, in input order; unreadable ones as None."""
+        for item in items:
+            if item.array is not None:
+                yield item, None, item.array
+            elif item.is_video:
+                try:
+                    reader = VideoReader(item.path)
+                except OSError as err:
+                    self._skip(item, err, progress)
+                    continue
+                item.fps = reader.fps
+                progress.total += max(reader.num_frames - 1, 0)  # counted as one input so far
+                progress.refresh()
+                for index, frame in enumerate(reader):
+                    yield item, index, frame
+            else:
+                try:
+                    yield item, None, self._load_file(dict(img_path=item.path))['img']
+                except Exception as err:  # DatasetError, OSError, ValueError: reported, never fatal
+                    self._skip(item, err, progress)
+
+    def _skip(self, item: InputItem, err: Exception, progress: tqdm) -> None:
+        self.skipped.append(item.path)
+        progress.write(f'WARNING: skipped {item.path}: {err}', file=sys.stderr)
+        progress.update(1)
+
+    # ------------------------------------------------------------------ call
+    def __call__(self,
+                 inputs: InputsType,
+                 batch_size: int = 1,
+                 return_vis: bool = False,
+                 show: bool = False,
+                 wait_time: float = 0,
+                 no_save_vis: bool = False,
+                 draw_pred: bool = True,
+                 pred_score_thr: float = 0.3,
+                 return_datasamples: bool = False,
+                 print_result: bool = False,
+                 no_save_pred: bool = True,
+                 out_dir: str = '',
+                 recursive: bool = False,
+                 slice_cfg: Optional[dict] = None,
+                 coco_json: Optional[str] = None,
+                 ann_file: Optional[str] = None) -> dict:
+        """Run on ``inputs`` (see :mod:`rcnn_plugins.apis.inputs`).
+
+        Args:
+            inputs: image / video file, folder, glob, list file, array, or a list of them.
+            batch_size: images (or tiles, when slicing) per forward pass.
+            return_vis: return the drawings (RGB arrays) in ``visualization``.
+            show, wait_time: display each drawing (needs a GUI matplotlib backend).
+            no_save_vis: do not write ``out_dir/vis``.
+            draw_pred: draw the predictions (else the drawing is the bare image).
+            pred_score_thr: detections scoring at or below are not drawn (all are saved/returned).
+            return_datasamples: return ``DetDataSample`` objects instead of dicts.
+            print_result: print each prediction dict.
+            no_save_pred: do not write ``out_dir/preds`` (MMDetection's default: True).
+            out_dir: output folder; ``''`` writes nothing.
+            recursive: search sub-folders of folder inputs (and ``**`` in globs).
+            slice_cfg: sliced inference, e.g. ``dict(slice_hw=(512, 512), overlap=0.2)``; keys in
+                :func:`rcnn_plugins.apis.slicing.check_slice_cfg`.
+            coco_json: also write every image's detections to this COCO results file.
+            ann_file: COCO annotations giving ``coco_json``'s image and category ids.
+
+        Returns:
+            ``dict(predictions=[...], visualization=[...])``: one entry per image / video frame
+            read (``visualization`` empty unless ``return_vis``).
+        """
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        slice_cfg = check_slice_cfg(slice_cfg)
+        items = collect_inputs(inputs, recursive=recursive)
+        self.skipped = []
+        save_vis = bool(out_dir) and not no_save_vis
+        save_pred = bool(out_dir) and not no_save_pred
+        coco = CocoResultsWriter(self.classes, ann_file) if coco_json else None
+        draw = save_vis or return_vis or show
+        outputs = dict(predictions=[], visualization=[])
+        sinks = _OutputSinks(out_dir, save_vis, save_pred)
+
+        def emit(item: InputItem, index: Optional[int], img: np.ndarray, sample: DetDataSample) -> None:
+            pred = pred_to_dict(sample.pred_instances, self.classes)
+            if print_result:
+                print(pred)
+            outputs['predictions'].append(sample if return_datasamples else pred)
+            if coco is not None and index is None:
+                coco.add(item.name, pred)
+            drawing = None
+            if draw:
+                with warnings.catch_warnings():
+                    # mmengine warns for every box touching the border, which boxes clipped to the image do.
+                    warnings.filterwarnings('ignore', message='Warning: The (bbox|polygon) is out of bounds')
+                    self.visualizer.add_datasample(item.name, img[..., ::-1], sample, draw_gt=False,
+                                                   draw_pred=draw_pred, show=show, wait_time=wait_time,
+                                                   pred_score_thr=pred_score_thr)
+                drawing = self.visualizer.get_image()
+                if return_vis:
+                    outputs['visualization'].append(drawing)
+            sinks.write(item, index, pred, drawing)
+
+        progress = tqdm(total=len(items), unit='img', disable=not self.show_progress, dynamic_ncols=True)
+        batch: List[_Frame] = []
+        for frame in self._frames(items, progress):
+            if slice_cfg is not None:
+                item, index, img = frame
+                emit(item, index, img, self._sliced_sample(item, img, slice_cfg, batch_size))
+                progress.update(1)
+                continue
+            batch.append(frame)
+            if len(batch) == batch_size:
+                self._run_batch(batch, emit, progress)
+                batch = []
+        if batch:
+            self._run_batch(batch, emit, progress)
+        progress.close()
+        sinks.close()
+        if coco is not None:
+            num = coco.dump(coco_json)
+            print(f'COCO results: {num} detections written to {coco_json}', file=sys.stderr)
+        if self.skipped:
+            print(f'{len(self.skipped)} input(s) could not be read and were skipped: {", ".join(self.skipped)}',
+                  file=sys.stderr)
+        return outputs
+
+    def _run_batch(self, batch: List[_Frame], emit: Callable, progress: tqdm) -> None:
+        samples = self.predict_arrays([img for _, _, img in batch])
+        for (item, index, img), sample in zip(batch, samples):
+            sample.set_metainfo(dict(img_path=item.path, frame=index))
+            emit(item, index, img, sample)
+        progress.update(len(batch))
+
+    def _sliced_sample(self, item: InputItem, img: np.ndarray, slice_cfg: dict, batch_size: int) -> DetDataSample:
+        """Tile ``img``, predict the tiles in batches, merge; one sample in image pixels."""
+        pred = sliced_predict(img, self._predict_instances, batch_size=batch_size, **slice_cfg)
+        sample = DetDataSample(metainfo=dict(img_path=item.path, ori_shape=img.shape[:2]))
+        sample.pred_instances = pred
+        return sample
+
+
+class _OutputSinks:
+    """Where one call's files go: ``vis/`` drawings and videos, ``preds/`` json and json lines."""
+
+    def __init__(self, out_dir: str, save_vis: bool, save_pred: bool) -> None:
+        self.out_dir = out_dir
+        self.save_vis = save_vis
+        self.save_pred = save_pred
+        self._video: Optional[InputItem] = None  # the video whose files are open
+        self._video_sink: Optional[VideoSink] = None
+        self._jsonl = None
+
+    def write(self, item: InputItem, index: Optional[int], pred: dict,
+              drawing: Optional[np.ndarray]) -> None:
+        if item is not self._video:
+            self.close()
+        stem = osp.splitext(item.name)[0]
+        if index is None:
+            if self.save_vis:
+                mmcv.imwrite(drawing[..., ::-1], osp.join(self.out_dir, 'vis', item.name))
+            if self.save_pred:
+                write_json(pred, osp.join(self.out_dir, 'preds', stem + '.json'))
+            return
+        if self._video is None:  # the first frame of a video opens its outputs
+            self._video = item
+            if self.save_vis:
+                self._video_sink = VideoSink(osp.join(self.out_dir, 'vis', video_out_name(item.name)),
+                                             item.fps)
+            if self.save_pred:
+                path = osp.join(self.out_dir, 'preds', stem + '.jsonl')
+                mkdir_or_exist(osp.dirname(path))
+                self._jsonl = open(path, 'w')
+        if self._video_sink is not None:
+            self._video_sink.write(np.ascontiguousarray(drawing[..., ::-1]))
+        if self._jsonl is not None:
+            self._jsonl.write(json.dumps(dict(frame=index, **pred)) + '\n')
+
+    def close(self) -> None:
+        if self._video_sink is not None:
+            self._video_sink.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
+        self._video, self._video_sink, self._jsonl = None, None, None
