@@ -15,33 +15,30 @@ unless ``no_save_pred``, ``preds/<stem>.json`` (``preds/<stem>.jsonl`` for a vid
 by name and skipped; the run goes on. ``slice_cfg`` switches to sliced inference for large
 images (:mod:`rcnn_plugins.apis.slicing`).
 """
-import json
-import os.path as osp
 import sys
 import warnings
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
-import mmcv
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData
-from mmengine.utils import mkdir_or_exist
 from tqdm import tqdm
 
 from ..registry import DATASETS, TRANSFORMS
 from ..structures import DetDataSample
 from ..visualization import DetLocalVisualizer
+from .batching import batch_by_shape, group_by_shape
 from .inference import get_test_pipeline_cfg, init_detector
 from .inputs import InputItem, InputsType, collect_inputs
-from .results import CocoResultsWriter, pred_to_dict, write_json
+from .results import CocoResultsWriter, OutputWriter, pred_to_dict
 from .slicing import check_slice_cfg, sliced_predict
-from .video import VideoReader, VideoSink, video_out_name
+from .video import VideoReader
 
-# One unit of work: (item, frame index (None for images), BGR image or None when unreadable).
-_Frame = Tuple[InputItem, Optional[int], Optional[np.ndarray]]
+# One unit of work: (item, frame index (None for an image), (H, W, 3) uint8 BGR image).
+_Frame = Tuple[InputItem, Optional[int], np.ndarray]
 
 
 class DetInferencer:
@@ -105,20 +102,35 @@ class DetInferencer:
 
     # ------------------------------------------------------------------ model
     def _pack(self, img: np.ndarray) -> dict:
+        """BGR image -> the test pipeline's output (resized (3, h, w) uint8 tensor + sample)."""
         return self._pipeline(dict(img=img, img_id=0))
 
     @torch.no_grad()
+    def _forward(self, packed: List[dict]) -> List[DetDataSample]:
+        """One forward pass; predictions in each input image's pixels, on the CPU."""
+        return [result.cpu() for result in self.model.test_step(pseudo_collate(packed))]
+
     def predict_arrays(self, imgs: List[np.ndarray]) -> List[DetDataSample]:
-        """One forward pass over BGR images (H, W, 3); predictions in each image's pixels, on the CPU."""
-        results = self.model.test_step(pseudo_collate([self._pack(img) for img in imgs]))
-        return [result.cpu() for result in results]
+        """Predict BGR images (H, W, 3): one forward pass per group of one padded shape
+        (:mod:`rcnn_plugins.apis.batching`), results in input order."""
+        packed = [self._pack(img) for img in imgs]
+        results: List[Optional[DetDataSample]] = [None] * len(imgs)
+        for group in group_by_shape(packed, self._pad_divisor):
+            for i, result in zip(group, self._forward([packed[i] for i in group])):
+                results[i] = result
+        return results
 
     def _predict_instances(self, imgs: List[np.ndarray]) -> List[InstanceData]:
         return [result.pred_instances for result in self.predict_arrays(imgs)]
 
+    @property
+    def _pad_divisor(self) -> int:
+        return getattr(self.model.data_preprocessor, 'pad_size_divisor', 1)
+
     # ------------------------------------------------------------------ inputs
     def _frames(self, items: List[InputItem], progress: tqdm) -> Iterator[_Frame]:
-        """Every image, and every frame of every video, in input order; unreadable ones as None."""
+        """Every image, and every frame of every video, in input order; unreadable inputs are
+        reported and left out."""
         for item in items:
             if item.array is not None:
                 yield item, None, item.array
@@ -135,14 +147,37 @@ class DetInferencer:
                     yield item, index, frame
             else:
                 try:
-                    yield item, None, self._load_file(dict(img_path=item.path))['img']
+                    img = self._load_file(dict(img_path=item.path))['img']
                 except Exception as err:  # DatasetError, OSError, ValueError: reported, never fatal
                     self._skip(item, err, progress)
+                    continue
+                yield item, None, img
 
     def _skip(self, item: InputItem, err: Exception, progress: tqdm) -> None:
         self.skipped.append(item.path)
         progress.write(f'WARNING: skipped {item.path}: {err}', file=sys.stderr)
         progress.update(1)
+
+    def _predicted(self, frames: Iterator[_Frame], batch_size: int, slice_cfg: Optional[dict],
+                   progress: tqdm) -> Iterator[Tuple[_Frame, DetDataSample]]:
+        """(frame, sample) in input order; batched by padded shape, or sliced one image at a time."""
+        if slice_cfg is not None:
+            for frame in frames:
+                pred = sliced_predict(frame[2], self._predict_instances, batch_size=batch_size, **slice_cfg)
+                sample = DetDataSample(metainfo=dict(ori_shape=frame[2].shape[:2]))
+                sample.pred_instances = pred
+                progress.update(1)
+                yield frame, sample
+            return
+
+        def run(packed: List[dict]) -> List[DetDataSample]:
+            results = self._forward(packed)
+            progress.update(len(packed))
+            return results
+
+        # Images wait for a full batch of their shape until 4 batches' worth of others arrived.
+        yield from batch_by_shape(((frame, self._pack(frame[2])) for frame in frames), run, batch_size,
+                                  self._pad_divisor, max_waiting=4 * batch_size)
 
     # ------------------------------------------------------------------ call
     def __call__(self,
@@ -184,7 +219,7 @@ class DetInferencer:
 
         Returns:
             ``dict(predictions=[...], visualization=[...])``: one entry per image / video frame
-            read (``visualization`` empty unless ``return_vis``).
+            read, in input order (``visualization`` empty unless ``return_vis``).
         """
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
@@ -192,48 +227,27 @@ class DetInferencer:
         items = collect_inputs(inputs, recursive=recursive)
         self.skipped = []
         save_vis = bool(out_dir) and not no_save_vis
-        save_pred = bool(out_dir) and not no_save_pred
+        writer = OutputWriter(out_dir, save_vis=save_vis, save_pred=bool(out_dir) and not no_save_pred)
         coco = CocoResultsWriter(self.classes, ann_file) if coco_json else None
         draw = save_vis or return_vis or show
         outputs = dict(predictions=[], visualization=[])
-        sinks = _OutputSinks(out_dir, save_vis, save_pred)
 
-        def emit(item: InputItem, index: Optional[int], img: np.ndarray, sample: DetDataSample) -> None:
+        progress = tqdm(total=len(items), unit='img', disable=not self.show_progress, dynamic_ncols=True)
+        for (item, index, img), sample in self._predicted(self._frames(items, progress), batch_size, slice_cfg,
+                                                          progress):
+            sample.set_metainfo(dict(img_path=item.path, frame=index))
             pred = pred_to_dict(sample.pred_instances, self.classes)
             if print_result:
                 print(pred)
             outputs['predictions'].append(sample if return_datasamples else pred)
             if coco is not None and index is None:
                 coco.add(item.name, pred)
-            drawing = None
-            if draw:
-                with warnings.catch_warnings():
-                    # mmengine warns for every box touching the border, which boxes clipped to the image do.
-                    warnings.filterwarnings('ignore', message='Warning: The (bbox|polygon) is out of bounds')
-                    self.visualizer.add_datasample(item.name, img[..., ::-1], sample, draw_gt=False,
-                                                   draw_pred=draw_pred, show=show, wait_time=wait_time,
-                                                   pred_score_thr=pred_score_thr)
-                drawing = self.visualizer.get_image()
-                if return_vis:
-                    outputs['visualization'].append(drawing)
-            sinks.write(item, index, pred, drawing)
-
-        progress = tqdm(total=len(items), unit='img', disable=not self.show_progress, dynamic_ncols=True)
-        batch: List[_Frame] = []
-        for frame in self._frames(items, progress):
-            if slice_cfg is not None:
-                item, index, img = frame
-                emit(item, index, img, self._sliced_sample(item, img, slice_cfg, batch_size))
-                progress.update(1)
-                continue
-            batch.append(frame)
-            if len(batch) == batch_size:
-                self._run_batch(batch, emit, progress)
-                batch = []
-        if batch:
-            self._run_batch(batch, emit, progress)
+            drawing = self._draw(item.name, img, sample, draw_pred, show, wait_time, pred_score_thr) if draw else None
+            if return_vis:
+                outputs['visualization'].append(drawing)
+            writer.write(item, index, pred, drawing)
         progress.close()
-        sinks.close()
+        writer.close()
         if coco is not None:
             num = coco.dump(coco_json)
             print(f'COCO results: {num} detections written to {coco_json}', file=sys.stderr)
@@ -242,60 +256,12 @@ class DetInferencer:
                   file=sys.stderr)
         return outputs
 
-    def _run_batch(self, batch: List[_Frame], emit: Callable, progress: tqdm) -> None:
-        samples = self.predict_arrays([img for _, _, img in batch])
-        for (item, index, img), sample in zip(batch, samples):
-            sample.set_metainfo(dict(img_path=item.path, frame=index))
-            emit(item, index, img, sample)
-        progress.update(len(batch))
-
-    def _sliced_sample(self, item: InputItem, img: np.ndarray, slice_cfg: dict, batch_size: int) -> DetDataSample:
-        """Tile ``img``, predict the tiles in batches, merge; one sample in image pixels."""
-        pred = sliced_predict(img, self._predict_instances, batch_size=batch_size, **slice_cfg)
-        sample = DetDataSample(metainfo=dict(img_path=item.path, ori_shape=img.shape[:2]))
-        sample.pred_instances = pred
-        return sample
-
-
-class _OutputSinks:
-    """Where one call's files go: ``vis/`` drawings and videos, ``preds/`` json and json lines."""
-
-    def __init__(self, out_dir: str, save_vis: bool, save_pred: bool) -> None:
-        self.out_dir = out_dir
-        self.save_vis = save_vis
-        self.save_pred = save_pred
-        self._video: Optional[InputItem] = None  # the video whose files are open
-        self._video_sink: Optional[VideoSink] = None
-        self._jsonl = None
-
-    def write(self, item: InputItem, index: Optional[int], pred: dict,
-              drawing: Optional[np.ndarray]) -> None:
-        if item is not self._video:
-            self.close()
-        stem = osp.splitext(item.name)[0]
-        if index is None:
-            if self.save_vis:
-                mmcv.imwrite(drawing[..., ::-1], osp.join(self.out_dir, 'vis', item.name))
-            if self.save_pred:
-                write_json(pred, osp.join(self.out_dir, 'preds', stem + '.json'))
-            return
-        if self._video is None:  # the first frame of a video opens its outputs
-            self._video = item
-            if self.save_vis:
-                self._video_sink = VideoSink(osp.join(self.out_dir, 'vis', video_out_name(item.name)),
-                                             item.fps)
-            if self.save_pred:
-                path = osp.join(self.out_dir, 'preds', stem + '.jsonl')
-                mkdir_or_exist(osp.dirname(path))
-                self._jsonl = open(path, 'w')
-        if self._video_sink is not None:
-            self._video_sink.write(np.ascontiguousarray(drawing[..., ::-1]))
-        if self._jsonl is not None:
-            self._jsonl.write(json.dumps(dict(frame=index, **pred)) + '\n')
-
-    def close(self) -> None:
-        if self._video_sink is not None:
-            self._video_sink.close()
-        if self._jsonl is not None:
-            self._jsonl.close()
-        self._video, self._video_sink, self._jsonl = None, None, None
+    def _draw(self, name: str, img: np.ndarray, sample: DetDataSample, draw_pred: bool, show: bool,
+              wait_time: float, pred_score_thr: float) -> np.ndarray:
+        """The image (BGR) with the predictions above ``pred_score_thr`` drawn; returns RGB."""
+        with warnings.catch_warnings():
+            # mmengine warns for every box touching the border, which boxes clipped to the image do.
+            warnings.filterwarnings('ignore', message='Warning: The (bbox|polygon) is out of bounds')
+            self.visualizer.add_datasample(name, img[..., ::-1], sample, draw_gt=False, draw_pred=draw_pred,
+                                           show=show, wait_time=wait_time, pred_score_thr=pred_score_thr)
+        return self.visualizer.get_image()

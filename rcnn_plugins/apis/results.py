@@ -15,8 +15,13 @@ import os.path as osp
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import mmcv
+import numpy as np
 from mmengine.structures import InstanceData
 from mmengine.utils import mkdir_or_exist
+
+from .inputs import InputItem
+from .video import VideoSink, video_out_name
 
 
 def pred_to_dict(pred: InstanceData, classes: Sequence[str]) -> dict:
@@ -109,3 +114,47 @@ class CocoResultsWriter:
                                     bbox=[x1, y1, x2 - x1, y2 - y1], score=score))
         write_json(records, path)
         return len(records)
+
+
+class OutputWriter:
+    """Where one call's files go: ``vis/`` drawings and videos, ``preds/`` json and json lines."""
+
+    def __init__(self, out_dir: str, save_vis: bool, save_pred: bool) -> None:
+        self.out_dir = out_dir
+        self.save_vis = save_vis
+        self.save_pred = save_pred
+        self._video: Optional[InputItem] = None  # the video whose files are open
+        self._video_sink: Optional[VideoSink] = None
+        self._jsonl = None
+
+    def write(self, item: InputItem, index: Optional[int], pred: dict,
+              drawing: Optional[np.ndarray]) -> None:
+        if item is not self._video:
+            self.close()
+        stem = osp.splitext(item.name)[0]
+        if index is None:
+            if self.save_vis:
+                mmcv.imwrite(drawing[..., ::-1], osp.join(self.out_dir, 'vis', item.name))
+            if self.save_pred:
+                write_json(pred, osp.join(self.out_dir, 'preds', stem + '.json'))
+            return
+        if self._video is None:  # the first frame of a video opens its outputs
+            self._video = item
+            if self.save_vis:
+                self._video_sink = VideoSink(osp.join(self.out_dir, 'vis', video_out_name(item.name)),
+                                             item.fps)
+            if self.save_pred:
+                path = osp.join(self.out_dir, 'preds', stem + '.jsonl')
+                mkdir_or_exist(osp.dirname(path))
+                self._jsonl = open(path, 'w')
+        if self._video_sink is not None:
+            self._video_sink.write(np.ascontiguousarray(drawing[..., ::-1]))
+        if self._jsonl is not None:
+            self._jsonl.write(json.dumps(dict(frame=index, **pred)) + '\n')
+
+    def close(self) -> None:
+        if self._video_sink is not None:
+            self._video_sink.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
+        self._video, self._video_sink, self._jsonl = None, None, None
