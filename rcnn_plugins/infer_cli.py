@@ -53,12 +53,14 @@ def infer_parser() -> argparse.ArgumentParser:
 def _split_positionals(args: argparse.Namespace) -> None:
     """argparse gives every positional but the config to ``inputs``: pick CONFIG [CHECKPOINT] off the end.
 
-    The config is the last ``.py`` argument; a checkpoint, if any, follows it.
+    The config is the last argument naming a config file (.py, .json, .yaml); a checkpoint, if any,
+    follows it.
     """
     values = list(args.inputs) + [args.config] + ([args.checkpoint] if args.checkpoint else [])
-    config_idx = max((i for i, v in enumerate(values) if v.endswith('.py')), default=None)
+    config_idx = max((i for i, v in enumerate(values) if v.endswith(('.py', '.json', '.yaml', '.yml'))),
+                     default=None)
     if config_idx is None or config_idx == 0:
-        raise SystemExit('infer: give INPUTS... CONFIG [CHECKPOINT] (the config is a .py file)')
+        raise SystemExit('infer: give INPUTS... CONFIG [CHECKPOINT] (the config is a .py, .json or .yaml file)')
     args.inputs = values[:config_idx]
     args.config = values[config_idx]
     rest = values[config_idx + 1:]

@@ -32,7 +32,7 @@ SMALL = [
     (1000, 700, 1012, 712, 0),  # inside one tile only
 ]
 LARGE = [
-    (380, 1000, 630, 1250, 0),   # 250 px across x 410-512: no tile holds it, two partial boxes
+    (380, 1000, 630, 1250, 0),   # across x = 410-512 and y = 1230-1332: no tile holds it, 4 partial boxes
     (1200, 1200, 1450, 1450, 1),  # across a tile corner: four partial boxes
 ]
 TRUTH = SMALL + LARGE

@@ -1,14 +1,14 @@
 """Batching for inference: only images of one padded shape share a forward pass.
 
 ``DetDataPreprocessor`` pads every image of a batch at the bottom/right to the batch's largest
-size. A convolution near the padded border then sees the padded values (zeros after
-normalisation) where, alone, it would see the conv's zero padding of a feature map whose values
-at the border are generally not zero (BN shifts, biases): with trained weights a padded image's
-detections change, by tens of pixels for a box near its bottom/right border in our measurements
-(README, "Inference"). Images whose shapes after the pipeline's resize round up to the same
-``pad_size_divisor`` multiple need no extra padding, so grouping by that shape gives batched
-detections equal to one-at-a-time ones (up to float summation order, ~1e-5 px), while a folder
-of same-size photos or a video still runs at full batch size.
+size, with zeros after normalisation. After the first convolution's bias / BN shift the padded
+area's features are no longer zero, while an image run alone has zero padding around every
+feature map; the convolutions near its bottom/right border see different neighbours and its
+detections change (docs/INFERENCE.md, "Batching", has measurements). Images whose shapes after
+the pipeline's resize round up to the same ``pad_size_divisor`` multiple need no extra padding,
+so grouping by that shape gives batched detections equal to one-at-a-time ones (up to float
+summation order, ~1e-5 px), while a folder of same-size photos or a video still runs at full
+batch size.
 
 :func:`batch_by_shape` does this over a stream, returning results in input order; images wait
 for a full batch of their shape at most until ``max_waiting`` later images have arrived.

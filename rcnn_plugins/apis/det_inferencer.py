@@ -86,19 +86,21 @@ class DetInferencer:
     def _resolve_classes(self, classes: Optional[Sequence[str]]) -> Tuple[str, ...]:
         """``classes`` > checkpoint ``dataset_meta`` > the config's dataset > ``class i``."""
         num_classes = self.cfg.model.roi_head.bbox_head.num_classes
-        if classes is None and self.model.dataset_meta:
-            classes = self.model.dataset_meta.get('classes')
-        if classes is None:
-            dataset = (self.cfg.get('test_dataloader') or self.cfg.get('val_dataloader') or {}).get('dataset', {})
-            classes = (dataset.get('metainfo') or {}).get('classes')
-            if classes is None and dataset.get('type') in DATASETS:
-                classes = DATASETS.get(dataset['type']).METAINFO.get('classes')
-        if classes is None or len(classes) != num_classes:
-            if classes is not None and len(classes) != num_classes:
-                raise ValueError(f'{len(classes)} class names given ({", ".join(classes)}) but the model has '
-                                 f'{num_classes} classes; pass {num_classes} names (--classes)')
-            classes = [f'class {i}' for i in range(num_classes)]
-        return tuple(classes)
+        dataset = (self.cfg.get('test_dataloader') or self.cfg.get('val_dataloader') or {}).get('dataset', {})
+        dataset_type = dataset.get('type')
+        sources = [('--classes', classes),
+                   ('the checkpoint', (self.model.dataset_meta or {}).get('classes')),
+                   ('the config', (dataset.get('metainfo') or {}).get('classes')),
+                   (dataset_type, DATASETS.get(dataset_type).METAINFO.get('classes')
+                    if dataset_type in DATASETS else None)]
+        for source, names in sources:
+            if names is None:
+                continue
+            if len(names) != num_classes:
+                raise ValueError(f'{len(names)} class names from {source} ({", ".join(names)}) but the model '
+                                 f'has {num_classes} classes; pass {num_classes} names (--classes / classes=)')
+            return tuple(names)
+        return tuple(f'class {i}' for i in range(num_classes))
 
     # ------------------------------------------------------------------ model
     def _pack(self, img: np.ndarray) -> dict:
