@@ -17,7 +17,9 @@ from mmengine.config import Config
 from pycocotools.coco import COCO
 
 from rcnn_plugins.apis import DetInferencer, inference_detector
+from rcnn_plugins.apis.batching import batch_by_shape
 from rcnn_plugins.apis.inputs import collect_inputs
+from rcnn_plugins.apis.results import CocoResultsWriter
 from rcnn_plugins.apis.slicing import merge_predictions, slice_grid
 from rcnn_plugins.infer_cli import infer_main
 
@@ -259,3 +261,55 @@ def test_classes_override_and_errors(checkpoint):
         DetInferencer(CONFIG, checkpoint, device='cpu', classes=['a', 'b'])
     with pytest.raises(ValueError, match='slice_hw'):
         inf(np.zeros((10, 10, 3), np.uint8), slice_cfg=dict(overlap=0.2))
+
+
+def test_batch_by_shape_keeps_order_and_bounds_waiting():
+    """Pure logic: each run gets one padded shape and at most batch_size inputs; output in input order."""
+    shapes = [(64, 64), (32, 64), (64, 64), (64, 64), (32, 64), (64, 64), (60, 64), (64, 64), (64, 64)]
+    stream = [(i, dict(inputs=torch.zeros(3, *hw))) for i, hw in enumerate(shapes)]
+    calls = []
+
+    def run(packed):
+        calls.append([tuple(p['inputs'].shape[-2:]) for p in packed])
+        return [f'r{len(calls)}'] * len(packed)
+
+    out = list(batch_by_shape(iter(stream), run, batch_size=3, divisor=32, max_waiting=4))
+    assert [payload for payload, _ in out] == list(range(9))
+    for call in calls:
+        assert len(call) <= 3 and len({(-(-h // 32) * 32, -(-w // 32) * 32) for h, w in call}) == 1
+    assert sum(map(len, calls)) == 9
+    # 60 px pads to 64 and joins the 64 x 64 images. The (32, 64) ones run as a partial batch once
+    # more than 4 inputs are held (finished ones queue behind the first unfinished, for the order).
+    assert calls[0] == [(64, 64)] * 3 and calls[1] == [(32, 64), (32, 64)]
+
+
+def test_coco_ids_without_annotation_file(tmp_path):
+    writer = CocoResultsWriter(CLASSES)
+    pred = dict(labels=[2], scores=[0.5], bboxes=[[1.0, 2.0, 11.0, 22.0]])
+    writer.add('000000397133.jpg', pred)
+    writer.add('sub/000000000042.png', pred)
+    writer.dump(str(tmp_path / 'a.json'))
+    with open(tmp_path / 'a.json') as f:
+        records = json.load(f)
+    assert [r['image_id'] for r in records] == [397133, 42]
+    assert records[0]['category_id'] == 2 and records[0]['bbox'] == [1.0, 2.0, 10.0, 20.0]
+    writer.add('cat.jpg', pred)  # not all stems are numbers: ids are the input order
+    writer.dump(str(tmp_path / 'b.json'))
+    with open(tmp_path / 'b.json') as f:
+        assert [r['image_id'] for r in json.load(f)] == [0, 1, 2]
+
+
+def test_gray_array_and_unreadable_video(tmp_path, inferencer, capsys):
+    gray = scene(np.random.default_rng(8), 100, 140)[..., 1]
+    (tmp_path / 'broken.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42 truncated')
+    out = inferencer([gray, str(tmp_path / 'broken.mp4'), np.zeros((4, 4, 3), np.float32)],
+                     return_vis=True)
+    # The gray array is drawn upright (replicated to 3 channels, not flipped); the float array and
+    # the broken video are reported by name and skipped.
+    assert len(out['predictions']) == 1
+    assert out['visualization'][0].shape == (100, 140, 3)
+    ref = inference_detector(inferencer.model, np.repeat(gray[..., None], 3, axis=2)).pred_instances
+    np.testing.assert_allclose(out['predictions'][0]['bboxes'], ref.bboxes.numpy(), atol=1e-4)
+    assert inferencer.skipped == [str(tmp_path / 'broken.mp4'), 'array input 00000001.jpg']
+    err = capsys.readouterr().err
+    assert 'WARNING: skipped ' + str(tmp_path / 'broken.mp4') in err and 'float32' in err

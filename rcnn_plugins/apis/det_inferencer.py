@@ -27,6 +27,7 @@ from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData
 from tqdm import tqdm
 
+from ..datasets.transforms.loading import to_bgr_uint8
 from ..registry import DATASETS, TRANSFORMS
 from ..structures import DetDataSample
 from ..visualization import DetLocalVisualizer
@@ -135,7 +136,12 @@ class DetInferencer:
         reported and left out."""
         for item in items:
             if item.array is not None:
-                yield item, None, item.array
+                try:
+                    img = to_bgr_uint8(item.array)  # as the pipeline's array loader normalises it
+                except ValueError as err:
+                    self._skip(item, err, progress)
+                    continue
+                yield item, None, img
             elif item.is_video:
                 try:
                     reader = VideoReader(item.path)
@@ -156,8 +162,9 @@ class DetInferencer:
                 yield item, None, img
 
     def _skip(self, item: InputItem, err: Exception, progress: tqdm) -> None:
-        self.skipped.append(item.path)
-        progress.write(f'WARNING: skipped {item.path}: {err}', file=sys.stderr)
+        what = item.path or f'array input {item.name}'
+        self.skipped.append(what)
+        progress.write(f'WARNING: skipped {what}: {err}', file=sys.stderr)
         progress.update(1)
 
     def _predicted(self, frames: Iterator[_Frame], batch_size: int, slice_cfg: Optional[dict],
