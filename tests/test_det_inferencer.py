@@ -313,3 +313,15 @@ def test_gray_array_and_unreadable_video(tmp_path, inferencer, capsys):
     assert inferencer.skipped == [str(tmp_path / 'broken.mp4'), 'array input 00000001.jpg']
     err = capsys.readouterr().err
     assert 'WARNING: skipped ' + str(tmp_path / 'broken.mp4') in err and 'float32' in err
+
+
+@pytest.mark.parametrize('argv, inputs, config, ckpt', [
+    (['a.jpg', 'b/', 'cfg.py'], ['a.jpg', 'b/'], 'cfg.py', None),
+    (['a.jpg', 'cfg.py', 'm.pth', '--batch-size', '2'], ['a.jpg'], 'cfg.py', 'm.pth'),
+    (['v.mp4', 'list.txt', 'cfg.py', 'm.pth'], ['v.mp4', 'list.txt'], 'cfg.py', 'm.pth'),
+])
+def test_tool_positionals(argv, inputs, config, ckpt):
+    from rcnn_plugins.infer_cli import _split_positionals, infer_parser
+    args = infer_parser().parse_args(argv)
+    _split_positionals(args)
+    assert (args.inputs, args.config, args.checkpoint) == (inputs, config, ckpt)

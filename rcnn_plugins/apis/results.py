@@ -1,4 +1,5 @@
-"""How ``DetInferencer`` writes predictions: one json per image, json lines per video, COCO results.
+"""How ``DetInferencer`` writes its outputs: drawings, annotated videos, one json per image, json
+lines per video, COCO results (:class:`OutputWriter`, :class:`CocoResultsWriter`).
 
 - ``preds/<name>.json``: ``labels`` (K,) ints, ``scores`` (K,), ``bboxes`` (K, 4) x1, y1, x2, y2 in
   pixels of the input image (as MMDetection's DetInferencer writes them; every detection the model
@@ -117,7 +118,11 @@ class CocoResultsWriter:
 
 
 class OutputWriter:
-    """Where one call's files go: ``vis/`` drawings and videos, ``preds/`` json and json lines."""
+    """One call's files under ``out_dir``: ``vis/<name>`` (the drawing of an image; a video's
+    drawings as one annotated video, see :mod:`rcnn_plugins.apis.video`) and ``preds/<stem>.json``
+    (``.jsonl`` for a video). Frames of a video must arrive in order and together; the video's
+    files are closed when another input's result arrives, or by :meth:`close`.
+    """
 
     def __init__(self, out_dir: str, save_vis: bool, save_pred: bool) -> None:
         self.out_dir = out_dir
@@ -129,6 +134,8 @@ class OutputWriter:
 
     def write(self, item: InputItem, index: Optional[int], pred: dict,
               drawing: Optional[np.ndarray]) -> None:
+        """One result: ``index`` is the frame index for videos (None for images), ``pred`` the
+        :func:`pred_to_dict` output, ``drawing`` the RGB drawing (needed when saving vis)."""
         if item is not self._video:
             self.close()
         stem = osp.splitext(item.name)[0]
