@@ -57,8 +57,9 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
     return model.to(device).eval()
 
 
-def _test_pipeline(cfg: Config, from_array: bool) -> Compose:
-    """The config's test pipeline, with the file loader swapped for an array loader if needed."""
+def get_test_pipeline_cfg(cfg: Config) -> List[dict]:
+    """The transforms of the config's test pipeline, without ``LoadAnnotations`` (inference images
+    carry none); the first one loads the image."""
     dataloader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
     if dataloader is None:
         raise ValueError('inference_detector: the config has no test_dataloader/val_dataloader whose '
@@ -66,9 +67,12 @@ def _test_pipeline(cfg: Config, from_array: bool) -> Compose:
     dataset = dataloader['dataset']
     while 'pipeline' not in dataset and 'dataset' in dataset:  # wrappers such as RepeatDataset
         dataset = dataset['dataset']
-    pipeline = copy.deepcopy(dataset['pipeline'])
-    # Inference images carry no annotations.
-    pipeline = [t for t in pipeline if t['type'] != 'LoadAnnotations']
+    return [t for t in copy.deepcopy(dataset['pipeline']) if t['type'] != 'LoadAnnotations']
+
+
+def _test_pipeline(cfg: Config, from_array: bool) -> Compose:
+    """The config's test pipeline, with the file loader swapped for an array loader if needed."""
+    pipeline = get_test_pipeline_cfg(cfg)
     if from_array:
         pipeline[0] = dict(type='LoadImageFromNDArray')
     return Compose(pipeline)

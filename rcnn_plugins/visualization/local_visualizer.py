@@ -125,7 +125,10 @@ class DetLocalVisualizer(Visualizer):
 
         panels = [img for img in (gt_img, pred_img) if img is not None]
         drawn = np.concatenate(panels, axis=1) if panels else image
-        self.set_image(drawn)
+        if len(panels) != 1:
+            # With one panel the canvas already holds it; set_image clears matplotlib's axes,
+            # a third of the drawing time.
+            self.set_image(drawn)
         if show:
             self.show(drawn, win_name=name, wait_time=wait_time)
         if out_file is not None:
