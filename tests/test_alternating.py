@@ -162,6 +162,15 @@ alternating_cfg = dict(stages=[dict(), dict(train_cfg=dict(max_epochs=3)), dict(
                                                                         'proposals_train.pkl')
     assert stages[1].train_dataloader.dataset.pipeline[1] == dict(type='LoadProposals', num_max_proposals=None)
     assert all(s.val_dataloader is None and 'alternating_cfg' not in s for s in stages)
+
+    # A wrapped training set (VOC07+12: RepeatDataset of a ConcatDataset): one proposal file each.
+    leaf = cfg.train_dataloader.dataset.to_dict()
+    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=2,
+                                        dataset=dict(type='ConcatDataset', datasets=[leaf, leaf]))
+    wrapped = stage_config(cfg, 3, str(tmp_path)).train_dataloader.dataset.dataset.datasets
+    assert [d.proposal_file for d in wrapped] == [osp.join(str(tmp_path), 'stage3_rpn', f'proposals_train_{k}.pkl')
+                                                  for k in (0, 1)]
+    assert all(d.pipeline[1].type == 'LoadProposals' for d in wrapped)
     with pytest.raises(ValueError, match="needs a Faster R-CNN config"):
         bad = Config(dict(cfg.to_dict(), model=stages[0].model.to_dict()))
         train_alternating(bad, str(tmp_path / 'bad'))

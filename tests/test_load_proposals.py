@@ -106,3 +106,22 @@ def test_malicious_pickle_is_refused_unrun(root, tmp_path):
     with pytest.raises(DatasetError, match=r'evil.pkl refers to (builtins|io)\.open.*not loaded'):
         dataset(root, 'evil.pkl')
     assert not osp.exists(target)
+
+
+def test_mmdetection_fast_rcnn_pipeline_with_proposal_broadcaster(root):
+    """MMDetection 3.x's Fast R-CNN pipeline (Resize / RandomFlip inside ProposalBroadcaster)
+    gives the same sample as ours."""
+    dump_proposal_file(PROPOSALS, osp.join(root, 'proposals.pkl'))
+    mmdet_style = [dict(type='LoadImageFromFile'), dict(type='LoadProposals', num_max_proposals=2000),
+                   dict(type='LoadAnnotations', with_bbox=True),
+                   dict(type='ProposalBroadcaster', transforms=[dict(type='Resize', scale=(128, 96), keep_ratio=False),
+                                                                dict(type='RandomFlip', prob=1.0)]),
+                   dict(type='PackDetInputs')]
+    ds = CocoDataset(data_root=root, ann_file='annotations/instances.json', data_prefix=dict(img='images/'),
+                     metainfo=dict(classes=('dog',)), proposal_file='proposals.pkl', pipeline=mmdet_style)
+    ours = dataset(root, 'proposals.pkl')
+    for i in range(2):
+        a, b = ds[i]['data_samples'], ours[i]['data_samples']
+        torch.testing.assert_close(a.proposals.bboxes, b.proposals.bboxes, rtol=0, atol=0)
+        torch.testing.assert_close(a.gt_instances.bboxes, b.gt_instances.bboxes, rtol=0, atol=0)
+        assert a.flip and a.img_shape == b.img_shape
