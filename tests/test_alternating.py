@@ -3,6 +3,7 @@ stages run, for the ResNet-FPN demo config and for a single-level config without
 paper's layout); the final checkpoint's weights come from the right stages (shared layers
 bit-identical in stages 2, 3, 4 and the final model, rpn_head = stage 3's, roi_head = stage 4's)
 and it evaluates with ``tools/test.py``; a run killed (SIGKILL) in stage 3 resumes there."""
+import copy
 import glob
 import os
 import os.path as osp
@@ -15,9 +16,12 @@ import time
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData
 
 from rcnn_plugins.apis.alternating import stage_config, train_alternating
-from rcnn_plugins.registry import MODELS
+from rcnn_plugins.registry import DATASETS, MODELS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
@@ -129,23 +133,45 @@ def test_alternating_fpn_end_to_end(tiny_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert 'coco/bbox_mAP_50' in proc.stdout + proc.stderr
 
-    # Without --resume an existing run is not overwritten.
-    proc = subprocess.run([sys.executable, 'tools/train_alternating.py', config, '--work-dir', work],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, env=ENV)
-    assert proc.returncode != 0 and 'continue it with --resume' in proc.stderr
 
 
-def test_alternating_single_level_without_neck(tiny_data, tmp_path):
-    """The paper's layout (one stride-16 map, no neck) through the Python API."""
+def test_single_level_stage_models(tiny_data, tmp_path):
+    """Without a neck every stage model builds on the single feature map and trains (one loss)."""
     cfg = Config.fromfile(write_config(tmp_path, tiny_data, SINGLE_LEVEL))
     assert cfg.model.neck is None
-    stage3 = stage_config(cfg, 2, str(tmp_path / 'work'))
-    assert stage3.model.type == 'RPN' and stage3.model.neck is None
-    assert stage3.custom_hooks[-1] == dict(type='FreezeModulesHook', modules=['backbone'])
+    init_default_scope('rcnn_plugins')
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    data = pseudo_collate([dataset[0], dataset[1]])
+    for k, expected in enumerate(('loss_rpn_cls', 'loss_cls', 'loss_rpn_cls', 'loss_cls')):
+        stage = stage_config(cfg, k, str(tmp_path / 'work'))
+        model = MODELS.build(stage.model)
+        assert not model.with_neck
+        if k >= 2:
+            assert stage.custom_hooks[-1] == dict(type='FreezeModulesHook', modules=['backbone'])
+        batch = copy.deepcopy(data)
+        if k % 2:  # Fast R-CNN: proposals as LoadProposals would give them
+            for sample in batch['data_samples']:
+                sample.proposals = InstanceData(bboxes=sample.gt_instances.bboxes + 1.0,
+                                                scores=torch.ones(len(sample.gt_instances)))
+        losses = model(**model.data_preprocessor(batch, True), mode='loss')
+        assert torch.isfinite(losses[expected]).all()
+
+
+@pytest.mark.slow
+def test_alternating_single_level_without_neck(tiny_data, tmp_path):
+    """The paper's layout (one stride-16 map, no neck) through the Python API, all four stages."""
+    cfg = Config.fromfile(write_config(tmp_path, tiny_data, SINGLE_LEVEL))
     work = str(tmp_path / 'work')
     final = train_alternating(cfg, work)
     assert final == osp.join(work, 'faster_rcnn_final.pth')
     check_provenance(work, cfg, ('backbone.',))
+
+    # Without resume an existing run is not overwritten; with it, finished stages are not rerun.
+    with pytest.raises(SystemExit, match='already holds stage1_rpn, stage2_rcnn, stage3_rpn, stage4_rcnn'):
+        train_alternating(cfg, work)
+    mtimes = [os.stat(p).st_mtime_ns for p in glob.glob(osp.join(work, 'stage*', '*'))]
+    assert train_alternating(cfg, work, resume=True) == final
+    assert [os.stat(p).st_mtime_ns for p in glob.glob(osp.join(work, 'stage*', '*'))] == mtimes
 
 
 def test_stage_configs_and_schedules(tiny_data, tmp_path):
