@@ -177,7 +177,8 @@ def test_alternating_single_level_without_neck(tiny_data, tmp_path):
 def test_stage_configs_and_schedules(tiny_data, tmp_path):
     """alternating_cfg overrides one stage's schedule; the others keep the config's own."""
     cfg = Config.fromfile(write_config(tmp_path, tiny_data, '''
-alternating_cfg = dict(stages=[dict(), dict(train_cfg=dict(max_epochs=3)), dict(), {'optim_wrapper.optimizer.lr': 0.01}])
+alternating_cfg = dict(stages=[dict(), dict(train_cfg=dict(max_epochs=3)), dict(),
+                               {'optim_wrapper.optimizer.lr': 0.01}])
 '''))
     stages = [stage_config(cfg, k, str(tmp_path)) for k in range(4)]
     assert [s.model.type for s in stages] == ['RPN', 'FastRCNN', 'RPN', 'FastRCNN']

@@ -117,7 +117,8 @@ def test_gen_proposals_rpn_matches_its_predictions(demo_data, tmp_path):
     m = cfg.model
     torch.manual_seed(0)
     rpn = MODELS.build(dict(type='RPN', data_preprocessor=m.data_preprocessor, backbone=m.backbone, neck=m.neck,
-                            rpn_head=m.rpn_head, train_cfg=dict(rpn=m.train_cfg.rpn), test_cfg=dict(rpn=m.test_cfg.rpn)))
+                            rpn_head=m.rpn_head, train_cfg=dict(rpn=m.train_cfg.rpn),
+                            test_cfg=dict(rpn=m.test_cfg.rpn)))
     rpn.init_weights()
     rpn.eval()
     paths = generate_proposal_files(rpn, cfg, str(tmp_path / 'rpn.pkl'), split='train')

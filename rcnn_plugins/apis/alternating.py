@@ -36,6 +36,7 @@ from typing import Dict, List, Optional
 
 import torch
 from mmengine.config import Config
+from mmengine.model import is_model_wrapper
 from mmengine.registry import init_default_scope
 
 from .inference import init_detector
@@ -194,7 +195,7 @@ def _train_stage(cfg: Config, k: int, work_dir: str, resume: bool, runner_class)
         stage.load_from = _init_weights_file(cfg, k, work_dir)
     runner = runner_class.from_cfg(stage)
     runner.train()
-    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     meta = dict(stage=STAGES[k], epoch=runner.epoch, iter=runner.iter,
                 dataset_meta=copy.deepcopy(runner.train_dataloader.dataset.metainfo))
@@ -214,7 +215,9 @@ def assemble_final(cfg: Config, work_dir: str) -> str:
     """``faster_rcnn_final.pth``: shared layers (checked identical in stages 2, 3, 4), stage 3's RPN
     head as ``rpn_head``, stage 4's ``roi_head``."""
     shared = _shared_prefixes(cfg)
-    states = [_load_state(stage_paths(work_dir, k, cfg)['ckpt']) for k in range(4)]
+    ckpts = [torch.load(stage_paths(work_dir, k, cfg)['ckpt'], map_location='cpu', weights_only=False)
+             for k in range(4)]
+    states = [ckpt['state_dict'] for ckpt in ckpts]
     final = _pick(states[1], shared)
     for k in (2, 3):
         changed = [key for key in final if not torch.equal(final[key], states[k][key])]
@@ -223,8 +226,7 @@ def assemble_final(cfg: Config, work_dir: str) -> str:
                                'is something in the config unfreezing them?')
     final.update(_pick(states[2], ['bbox_head.'], rename={'bbox_head.': 'rpn_head.'}))
     final.update(_pick(states[3], ['roi_head.']))
-    meta = torch.load(stage_paths(work_dir, 3, cfg)['ckpt'], map_location='cpu', weights_only=False)['meta']
-    meta = dict(dataset_meta=meta.get('dataset_meta'),
+    meta = dict(dataset_meta=ckpts[3]['meta'].get('dataset_meta'),
                 alternating=dict(shared=f'{STAGES[1]} (= {STAGES[2]} = {STAGES[3]})', rpn_head=STAGES[2],
                                  roi_head=STAGES[3]))
     path = osp.join(work_dir, FINAL)

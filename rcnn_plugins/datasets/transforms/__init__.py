@@ -13,4 +13,5 @@ from .loading import LoadAnnotations, LoadImageFromFile, LoadImageFromNDArray
 from .proposal_broadcaster import ProposalBroadcaster
 from .resize import Resize
 
-__all__ = ['LoadImageFromFile', 'LoadImageFromNDArray', 'LoadAnnotations', 'LoadProposals', 'ProposalBroadcaster', 'Resize', 'RandomFlip', 'PackDetInputs']
+__all__ = ['LoadImageFromFile', 'LoadImageFromNDArray', 'LoadAnnotations', 'LoadProposals', 'ProposalBroadcaster',
+           'Resize', 'RandomFlip', 'PackDetInputs']
