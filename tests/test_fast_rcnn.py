@@ -177,3 +177,15 @@ def test_gen_proposals_tool_with_faster_rcnn(demo_data, tmp_path):
         np.testing.assert_allclose(props, torch.cat([ref.bboxes, ref.scores[:, None]], 1)[:50].numpy(), atol=1e-4)
         h, w = dataset[i]['data_samples'].ori_shape
         assert props[:, [0, 2]].max() <= w and props[:, [1, 3]].max() <= h
+
+
+def test_fast_rcnn_coco_config():
+    """The MMDetection-style config: FastRCNN without rpn_head, proposals loaded before Resize in
+    both pipelines, MMDetection's proposal file names."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'fast_rcnn', 'fast-rcnn_r50_fpn_1x_coco.py'))
+    assert cfg.model.type == 'FastRCNN' and 'rpn_head' not in cfg.model and 'rpn' not in cfg.model.train_cfg
+    for loader, num_max, split in ((cfg.train_dataloader, 2000, 'train'), (cfg.test_dataloader, None, 'val')):
+        types = [t['type'] for t in loader.dataset.pipeline]
+        assert types.index('LoadProposals') < types.index('Resize')
+        assert loader.dataset.pipeline[types.index('LoadProposals')].num_max_proposals == num_max
+        assert loader.dataset.proposal_file == f'proposals/rpn_r50_fpn_1x_{split}2017.pkl'
