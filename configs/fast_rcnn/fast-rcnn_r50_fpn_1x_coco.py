@@ -1,8 +1,8 @@
 # Fast R-CNN, ResNet-50 + FPN, 1x schedule on COCO 2017, trained and tested on precomputed proposals
 # (MMDetection 3.x's fast-rcnn_r50_fpn_1x_coco.py). Make the proposal files with a trained RPN or
-# Faster R-CNN, e.g.
-#   python tools/misc/gen_proposals.py RPN_CONFIG RPN_CKPT --split train --out data/coco/proposals/rpn_r50_fpn_1x_train2017.pkl
-#   python tools/misc/gen_proposals.py RPN_CONFIG RPN_CKPT --split val --out data/coco/proposals/rpn_r50_fpn_1x_val2017.pkl
+# Faster R-CNN, e.g. (and the same with --split val for rpn_r50_fpn_1x_val2017.pkl)
+#   python tools/misc/gen_proposals.py RPN_CONFIG RPN_CKPT --split train \
+#       --out data/coco/proposals/rpn_r50_fpn_1x_train2017.pkl
 _base_ = [
     '../_base_/models/fast-rcnn_r50_fpn.py',
     '../_base_/datasets/coco_detection.py',
