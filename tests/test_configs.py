@@ -38,7 +38,7 @@ def test_config_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'rcnn_plugins'
     model = build_model(cfg)
-    assert type(model).__name__ == 'FasterRCNN'
+    assert type(model).__name__ == cfg.model.type  # FasterRCNN, or FastRCNN on given proposals
     assert type(model).__module__.startswith('rcnn_plugins.')
     # The bbox head predicts num_classes + 1 (background) scores.
     assert model.roi_head.bbox_head.num_classes == cfg.model.roi_head.bbox_head.num_classes

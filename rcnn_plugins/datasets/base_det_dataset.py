@@ -9,12 +9,16 @@ On top of mmengine's ``BaseDataset`` it adds
   index and image path;
 - a default palette that follows a user's ``metainfo=dict(classes=...)``;
 - building the pipeline in the ``rcnn_plugins`` scope when no default scope is set, so that
-  ``LoadImageFromFile`` etc. are our transforms even outside a Runner.
+  ``LoadImageFromFile`` etc. are our transforms even outside a Runner;
+- MMDetection's ``proposal_file``: precomputed proposals put into each data_info as
+  ``proposals = dict(bboxes (N, 4), scores (N,))`` (original pixels) for ``LoadProposals``
+  (file format and safe loading: :mod:`.proposal_file`).
 
 Subclasses implement ``load_data_list`` returning data_infos laid out as MMDetection 3.x's:
 ``dict(img_id, img_path, height, width, instances=[dict(bbox=[x1, y1, x2, y2],
 bbox_label=int, ignore_flag=0|1)])``.
 """
+import os.path as osp
 from contextlib import nullcontext
 from typing import Any, List, Optional
 
@@ -24,6 +28,7 @@ from mmengine.registry import DefaultScope
 from ..registry import SCOPE
 from .errors import DatasetError
 from .palette import default_palette
+from .proposal_file import load_proposal_file, match_proposals
 from .validation import check_images_exist
 
 
@@ -31,6 +36,8 @@ class BaseDetDataset(BaseDataset):
     """Base class of detection datasets (see module docstring).
 
     Args:
+        proposal_file: a proposal pickle (relative to ``data_root`` unless absolute) matched to the
+            images before filtering; None (default): no proposals.
         backend_args: mmengine file backend arguments used to read the annotation file and to
             check that images exist; None reads local files.
         **kwargs: mmengine ``BaseDataset`` arguments (``ann_file``, ``metainfo``, ``data_root``,
@@ -38,7 +45,9 @@ class BaseDetDataset(BaseDataset):
             ``test_mode``, ``lazy_init``, ``max_refetch``).
     """
 
-    def __init__(self, *args, backend_args: Optional[dict] = None, **kwargs) -> None:
+    def __init__(self, *args, proposal_file: Optional[str] = None, backend_args: Optional[dict] = None,
+                 **kwargs) -> None:
+        self.proposal_file = proposal_file
         self.backend_args = backend_args
         # mmengine's Compose builds transforms from the root registry, which only finds ours
         # when a default scope points here; a Runner sets one, a script or test may not.
@@ -71,6 +80,10 @@ class BaseDetDataset(BaseDataset):
         data_list = self.data_list
         if not data_list:
             raise DatasetError(f'{self.ann_file}: the annotation file lists no images.')
+        # mmengine's full_init calls this right after load_data_list: the place where MMDetection
+        # loads proposals, so a proposal list is aligned with the annotation file, not the kept images.
+        if self.proposal_file is not None:
+            self.load_proposals()
         if self.test_mode or not self.filter_cfg:
             kept = data_list
         else:
@@ -92,6 +105,13 @@ class BaseDetDataset(BaseDataset):
                     'smaller images. Check metainfo classes and filter_cfg.')
         check_images_exist([data_info['img_path'] for data_info in kept], self.backend_args)
         return kept
+
+    def load_proposals(self) -> None:
+        """Read ``proposal_file`` and set ``data_info['proposals']`` of every image."""
+        if not osp.isabs(self.proposal_file) and self.data_root:
+            self.proposal_file = osp.join(self.data_root, self.proposal_file)
+        match_proposals(load_proposal_file(self.proposal_file, self.backend_args), self.data_list,
+                        self.proposal_file)
 
     def prepare_data(self, idx: int) -> Any:
         """Run the pipeline on data_info ``idx``; failures name the index and the image.

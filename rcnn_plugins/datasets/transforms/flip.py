@@ -6,7 +6,8 @@ For an image of width ``w`` and height ``h`` (xyxy boxes, widths ``x2 - x1``):
 - vertical:   ``y1' = h - y2``, ``y2' = h - y1``
 - diagonal:   both (a 180 degree rotation)
 
-so flipping twice in the same direction gives back the input exactly. Sets ``flip`` (bool) and
+so flipping twice in the same direction gives back the input exactly; precomputed
+``proposals`` (from ``LoadProposals``) are flipped the same way. Sets ``flip`` (bool) and
 ``flip_direction`` (the direction, or None when not flipped).
 """
 from typing import Tuple
@@ -19,13 +20,19 @@ from ...registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class RandomFlip(MMCVRandomFlip):
-    """Flip ``img`` and ``gt_bboxes`` with probability ``prob``.
+    """Flip ``img``, ``gt_bboxes`` and ``proposals`` with probability ``prob``.
 
     Args (as mmcv):
         prob: probability to flip; with a list of directions, a float is split evenly among
             them, a list gives one probability per direction.
         direction: ``'horizontal'``, ``'vertical'``, ``'diagonal'`` or a list of them.
     """
+
+    def _flip(self, results: dict) -> None:
+        super()._flip(results)  # image, gt_bboxes, keypoints, seg map
+        if results.get('proposals') is not None:
+            results['proposals'] = self._flip_bbox(results['proposals'], results['img'].shape[:2],
+                                                   results['flip_direction'])
 
     def _flip_bbox(self, bboxes: np.ndarray, img_shape: Tuple[int, int], direction: str) -> np.ndarray:
         """(N, 4) xyxy boxes of an (h, w) image -> flipped boxes, same dtype."""

@@ -8,6 +8,8 @@
   ``labels`` (N,) int64) and ``ignored_instances`` those with it True (COCO crowd, VOC difficult),
   as MMDetection splits them; both exist only when the pipeline loaded annotations, so a
   test pipeline without ``LoadAnnotations`` packs no ground truth;
+- ``proposals`` (when ``LoadProposals`` ran) holds ``bboxes`` (N, 4) float32 and ``scores`` (N,)
+  in the coordinates of the transformed image, as MMDetection's ``data_sample.proposals``;
 - metainfo holds the ``meta_keys`` present in the results (missing ones, e.g. ``flip`` in a test
   pipeline without ``RandomFlip``, are skipped).
 
@@ -60,6 +62,11 @@ class PackDetInputs(BaseTransform):
                 ignored[field] = torch.as_tensor(values[ignore], dtype=dtype)
             data_sample.gt_instances = gt
             data_sample.ignored_instances = ignored
+        if 'proposals' in results:
+            bboxes = torch.as_tensor(np.asarray(results['proposals']), dtype=torch.float32).reshape(-1, 4)
+            scores = results.get('proposals_scores')
+            scores = torch.zeros(len(bboxes)) if scores is None else torch.as_tensor(scores, dtype=torch.float32)
+            data_sample.proposals = InstanceData(bboxes=bboxes, scores=scores)
         data_sample.set_metainfo({key: results[key] for key in self.meta_keys if key in results})
         packed['data_samples'] = data_sample
         return packed

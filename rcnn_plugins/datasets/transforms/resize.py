@@ -7,6 +7,7 @@ otherwise it is resized to exactly ``scale = (w, h)``. ``scale_factor`` is then
 differ slightly with keep_ratio), and ``gt_bboxes`` are multiplied by exactly those factors, so
 ``boxes / scale_factor`` maps back to the input image. ``scale_factor`` always relates to the
 image given to this transform (a second Resize does not compose with the first), as MMDetection.
+Precomputed ``proposals`` (from ``LoadProposals``) are scaled and clipped exactly as ``gt_bboxes``.
 """
 import numpy as np
 from mmcv.transforms import Resize as MMCVResize
@@ -16,7 +17,7 @@ from ...registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class Resize(MMCVResize):
-    """Resize ``img`` and ``gt_bboxes``; set ``img_shape`` (h, w), ``scale``, ``scale_factor`` (w, h), ``keep_ratio``.
+    """Resize ``img``, ``gt_bboxes`` and ``proposals``; set ``img_shape`` (h, w), ``scale``, ``scale_factor`` (w, h), ``keep_ratio``.
 
     Args (as mmcv):
         scale: target ``(w, h)``, or an int for a square; with keep_ratio the (long, short) edge limits.
@@ -29,13 +30,15 @@ class Resize(MMCVResize):
     """
 
     def _resize_bboxes(self, results: dict) -> None:
-        bboxes = results.get('gt_bboxes')
-        if bboxes is None:
-            return
         w_scale, h_scale = results['scale_factor']
-        bboxes = (bboxes * np.array([w_scale, h_scale, w_scale, h_scale], dtype=np.float32)).astype(np.float32)
-        if self.clip_object_border:
-            h, w = results['img_shape'][:2]
-            bboxes[:, 0::2] = bboxes[:, 0::2].clip(0, w)
-            bboxes[:, 1::2] = bboxes[:, 1::2].clip(0, h)
-        results['gt_bboxes'] = bboxes
+        factors = np.array([w_scale, h_scale, w_scale, h_scale], dtype=np.float32)
+        h, w = results['img_shape'][:2]
+        for key in ('gt_bboxes', 'proposals'):
+            bboxes = results.get(key)
+            if bboxes is None:
+                continue
+            bboxes = (bboxes * factors).astype(np.float32)
+            if self.clip_object_border:
+                bboxes[:, 0::2] = bboxes[:, 0::2].clip(0, w)
+                bboxes[:, 1::2] = bboxes[:, 1::2].clip(0, h)
+            results[key] = bboxes

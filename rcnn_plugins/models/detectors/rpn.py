@@ -18,12 +18,12 @@ class RPN(BaseDetector):
     """Region proposal network as a detector.
 
     Args:
-        backbone, neck, rpn_head: component configs.
+        backbone, neck, rpn_head: component configs (neck None: the head runs on the backbone's outputs).
         train_cfg: ``rpn``: the head's assigner / sampler config (as in a Faster R-CNN config).
         test_cfg: ``rpn``: proposal settings (nms_pre, max_per_img, nms, min_bbox_size).
     """
 
-    def __init__(self, backbone: dict, neck: dict, rpn_head: dict, train_cfg: Optional[dict] = None,
+    def __init__(self, backbone: dict, neck: Optional[dict], rpn_head: dict, train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None, data_preprocessor: Optional[dict] = None, init_cfg=None) -> None:
         super().__init__(backbone, neck, data_preprocessor, init_cfg)
         self.bbox_head = MODELS.build(rpn_head_config(rpn_head, train_cfg, test_cfg, 'RPN'))

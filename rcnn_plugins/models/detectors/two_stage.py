@@ -51,7 +51,8 @@ class TwoStageDetector(BaseDetector):
         if all('proposals' in s for s in batch_data_samples):
             return [s.proposals for s in batch_data_samples]
         if not self.with_rpn:
-            raise ValueError('a detector without rpn_head needs data_samples with precomputed proposals')
+            raise ValueError(f'{type(self).__name__} has no rpn_head: every data sample needs precomputed '
+                             "proposals (a dataset proposal_file and LoadProposals before Resize in the pipeline)")
         return self.rpn_head.predict(x, batch_data_samples, rescale=False)
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: List[DetDataSample]) -> dict:

@@ -1,0 +1,263 @@
+"""4-step alternating training of Faster R-CNN (Ren et al. 2015, section 3.2): ``tools/train_alternating.py``.
+
+From one ordinary Faster R-CNN config (``model.type='FasterRCNN'``, with or without a neck) four
+stage configs are derived and trained one after the other, each in its own folder of the work dir:
+
+==============  ======================================================================================
+``stage1_rpn``  ``RPN`` (backbone, neck, rpn_head; ``train_cfg.rpn``) from the config's ImageNet init;
+                then its proposals for the training images (``model.train_cfg.rpn_proposal``)
+``stage2_rcnn`` ``FastRCNN`` (backbone, neck, roi_head) from a fresh ImageNet init, on stage 1's
+                proposals (the dataset's ``proposal_file`` + ``LoadProposals`` in its pipeline)
+``stage3_rpn``  ``RPN`` with backbone + neck taken from stage 2 and frozen (``FreezeModulesHook``:
+                no gradient, eval mode, so they stay bit-identical); only the RPN head trains, from its
+                own fresh init (as py-faster-rcnn); then its proposals for the training images
+``stage4_rcnn`` ``FastRCNN`` with the same frozen backbone + neck and stage 2's roi_head, fine-tuning only
+                the roi_head on stage 3's proposals
+==============  ======================================================================================
+
+The result, ``faster_rcnn_final.pth``, is one Faster R-CNN checkpoint of the original config
+(backbone + neck shared by stages 2-4, ``rpn_head`` = stage 3's RPN head, ``roi_head`` = stage 4's)
+that ``tools/test.py CONFIG faster_rcnn_final.pth`` evaluates like any other.
+
+Schedules: each stage trains with the config's own ``train_cfg`` / ``param_scheduler`` /
+``optim_wrapper`` unless the config has ``alternating_cfg = dict(stages=[s1, s2, s3, s4])``, each
+``s_k`` a dict of config keys (dotted keys allowed, as ``--cfg-options``) merged into stage k's
+config, e.g. ``dict(train_cfg=dict(max_iters=60000))``. Validation is off inside the stages (an
+RPN or a Fast R-CNN without proposals for the val images cannot run the config's evaluator).
+
+Each stage ends with ``model_final.pth`` (and for stages 1 and 3 ``proposals_train.pkl``), written
+atomically; a stage whose outputs exist is done. With ``resume=True`` done stages are skipped and
+an unfinished stage resumes from its ``last_checkpoint`` (mmengine's resume) or starts afresh.
+"""
+import copy
+import os
+import os.path as osp
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.config import Config
+from mmengine.model import is_model_wrapper
+from mmengine.registry import init_default_scope
+
+from .inference import init_detector
+from .proposals import generate_proposal_files, leaf_datasets, proposal_file_names
+
+STAGES = ('stage1_rpn', 'stage2_rcnn', 'stage3_rpn', 'stage4_rcnn')
+FINAL = 'faster_rcnn_final.pth'
+#: the layers the RPN and the R-CNN share (those of them the config has)
+SHARED = ('backbone', 'neck')
+
+
+def _shared(cfg: Config) -> List[str]:
+    return [name for name in SHARED if cfg.model.get(name) is not None]
+
+
+def check_config(cfg: Config) -> None:
+    """A Faster R-CNN config: a two-stage detector with rpn_head, roi_head and their train/test cfgs."""
+    model = cfg.get('model', {})
+    missing = [k for k in ('backbone', 'rpn_head', 'roi_head') if model.get(k) is None]
+    if str(model.get('type', '')).split('.')[-1] != 'FasterRCNN' or missing:
+        raise ValueError(f"alternating training needs a Faster R-CNN config (model.type='FasterRCNN' with "
+                         f"backbone, rpn_head and roi_head); got type {model.get('type')!r}"
+                         + (f', missing {missing}' if missing else ''))
+    for part, keys in (('train_cfg', ('rpn', 'rpn_proposal', 'rcnn')), ('test_cfg', ('rpn', 'rcnn'))):
+        absent = [k for k in keys if k not in (model.get(part) or {})]
+        if absent:
+            raise ValueError(f'alternating training: model.{part} lacks {absent}')
+    stages = cfg.get('alternating_cfg', {}).get('stages')
+    if stages is not None and len(stages) != 4:
+        raise ValueError(f'alternating_cfg.stages must list 4 dicts (one per stage), got {len(stages)}')
+
+
+def stage_paths(work_dir: str, k: int, cfg: Config) -> Dict[str, object]:
+    """Files of stage ``k`` (0-based): its folder, final checkpoint, proposal files (stages 1 and 3)."""
+    folder = osp.join(work_dir, STAGES[k])
+    num_leaves = len(leaf_datasets(cfg.train_dataloader.dataset))
+    proposals = proposal_file_names(osp.join(folder, 'proposals_train.pkl'), num_leaves) if k in (0, 2) else []
+    return dict(dir=folder, ckpt=osp.join(folder, 'model_final.pth'), proposals=proposals)
+
+
+def stage_done(paths: dict) -> bool:
+    return all(osp.isfile(p) for p in [paths['ckpt'], *paths['proposals']])
+
+
+def _detector(cfg: Config, rpn: bool) -> dict:
+    """The stage's model config: an RPN or a FastRCNN made of the Faster R-CNN config's parts."""
+    m = cfg.model
+    model = dict(data_preprocessor=m.get('data_preprocessor'), backbone=copy.deepcopy(m.backbone),
+                 neck=copy.deepcopy(m.get('neck')))
+    if rpn:
+        model.update(type='RPN', rpn_head=m.rpn_head, train_cfg=dict(rpn=m.train_cfg.rpn),
+                     test_cfg=dict(rpn=m.test_cfg.rpn))
+    else:
+        model.update(type='FastRCNN', roi_head=m.roi_head, train_cfg=dict(rcnn=m.train_cfg.rcnn),
+                     test_cfg=dict(rcnn=m.test_cfg.rcnn))
+    return model
+
+
+def _with_proposals(dataset_cfg: dict, files: List[str]) -> None:
+    """Give each wrapped dataset its proposal file and ``LoadProposals`` right after the image loader."""
+    leaves = leaf_datasets(dataset_cfg)
+    for leaf, path in zip(leaves, files):
+        pipeline = [t for t in leaf['pipeline'] if t['type'] != 'LoadProposals']
+        at = next((i + 1 for i, t in enumerate(pipeline) if 'LoadImage' in t['type']), 0)
+        pipeline.insert(at, dict(type='LoadProposals', num_max_proposals=None))
+        leaf['pipeline'] = pipeline
+        leaf['proposal_file'] = path
+
+
+def stage_config(cfg: Config, k: int, work_dir: str) -> Config:
+    """The training config of stage ``k`` (0-based) derived from the Faster R-CNN config ``cfg``."""
+    stage = Config(copy.deepcopy(cfg.to_dict()))
+    rpn = k in (0, 2)
+    stage.model = _detector(cfg, rpn)
+    stage.work_dir = stage_paths(work_dir, k, cfg)['dir']
+    if k >= 2:
+        # Stages 3-4 start from the previous stages' weights (load_from), not from ImageNet.
+        stage.model.backbone.init_cfg = None
+        hooks = list(stage.get('custom_hooks') or [])
+        stage.custom_hooks = hooks + [dict(type='FreezeModulesHook', modules=_shared(cfg))]
+    if not rpn:
+        source = stage_paths(work_dir, 0 if k == 1 else 2, cfg)['proposals']
+        _with_proposals(stage.train_dataloader.dataset, source)
+    # No validation inside a stage; nothing to pick a best checkpoint by.
+    stage.val_dataloader = stage.val_cfg = stage.val_evaluator = None
+    if stage.get('default_hooks', {}).get('checkpoint') is not None:
+        stage.default_hooks.checkpoint.save_best = None
+    # One process runs four Runners: distinct names keep their loggers / visualizers apart.
+    # (mmengine appends the start time to experiment_name and names the visualizer after it)
+    stage.experiment_name = STAGES[k]
+    if stage.get('visualizer') is not None:
+        stage.visualizer.pop('name', None)
+    overrides = (cfg.get('alternating_cfg') or {}).get('stages')
+    if overrides:
+        stage.merge_from_dict(copy.deepcopy(overrides[k]))
+    stage.pop('alternating_cfg', None)
+    stage.load_from, stage.resume = None, False
+    return stage
+
+
+def _load_state(path: str) -> dict:
+    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    return ckpt.get('state_dict', ckpt)
+
+
+def _pick(state: dict, prefixes, rename: Optional[Dict[str, str]] = None) -> dict:
+    """Entries of ``state`` under the given prefixes, optionally renamed (``{'bbox_head.': 'rpn_head.'}``)."""
+    out = {}
+    for key, value in state.items():
+        for prefix in prefixes:
+            if key.startswith(prefix):
+                new = key
+                for old, repl in (rename or {}).items():
+                    if key.startswith(old):
+                        new = repl + key[len(old):]
+                out[new] = value
+    return out
+
+
+def _save_atomic(obj: dict, path: str) -> None:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = f'{path}.tmp{os.getpid()}'
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _shared_prefixes(cfg: Config) -> List[str]:
+    return [f'{name}.' for name in _shared(cfg)]
+
+
+def _init_weights_file(cfg: Config, k: int, work_dir: str) -> Optional[str]:
+    """Write the weights stage ``k`` starts from (stages 3 and 4) into its folder; return the path."""
+    if k < 2:
+        return None
+    shared = _shared_prefixes(cfg)
+    if k == 2:  # the RPN on stage 2's shared layers; its own head starts from its init
+        state = _pick(_load_state(stage_paths(work_dir, 1, cfg)['ckpt']), shared)
+    else:  # stage 3's (frozen, unchanged) shared layers and stage 2's roi_head, to fine-tune
+        state = _pick(_load_state(stage_paths(work_dir, 2, cfg)['ckpt']), shared)
+        state.update(_pick(_load_state(stage_paths(work_dir, 1, cfg)['ckpt']), ['roi_head.']))
+    path = osp.join(stage_paths(work_dir, k, cfg)['dir'], 'init_weights.pth')
+    _save_atomic(dict(meta=dict(source='alternating training'), state_dict=state), path)
+    return path
+
+
+def _train_stage(cfg: Config, k: int, work_dir: str, resume: bool, runner_class) -> None:
+    """Train stage ``k`` (resuming from its last checkpoint if asked and there is one) and write
+    ``model_final.pth``."""
+    paths = stage_paths(work_dir, k, cfg)
+    stage = stage_config(cfg, k, work_dir)
+    last = osp.join(paths['dir'], 'last_checkpoint')
+    if resume and osp.isfile(last):
+        with open(last) as f:
+            stage.load_from, stage.resume = f.read().strip(), True
+    else:
+        stage.load_from = _init_weights_file(cfg, k, work_dir)
+    runner = runner_class.from_cfg(stage)
+    runner.train()
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    meta = dict(stage=STAGES[k], epoch=runner.epoch, iter=runner.iter,
+                dataset_meta=copy.deepcopy(runner.train_dataloader.dataset.metainfo))
+    _save_atomic(dict(meta=meta, state_dict=state), paths['ckpt'])
+
+
+def _write_proposals(cfg: Config, k: int, work_dir: str) -> None:
+    """Proposals of stage ``k``'s RPN for the training images, with ``train_cfg.rpn_proposal``."""
+    paths = stage_paths(work_dir, k, cfg)
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    model = init_detector(stage_config(cfg, k, work_dir), paths['ckpt'], device=device)
+    out = osp.join(paths['dir'], 'proposals_train.pkl')
+    generate_proposal_files(model, cfg, out, split='train', proposal_cfg=cfg.model.train_cfg.rpn_proposal)
+
+
+def assemble_final(cfg: Config, work_dir: str) -> str:
+    """``faster_rcnn_final.pth``: shared layers (checked identical in stages 2, 3, 4), stage 3's RPN
+    head as ``rpn_head``, stage 4's ``roi_head``."""
+    shared = _shared_prefixes(cfg)
+    ckpts = [torch.load(stage_paths(work_dir, k, cfg)['ckpt'], map_location='cpu', weights_only=False)
+             for k in range(4)]
+    states = [ckpt['state_dict'] for ckpt in ckpts]
+    final = _pick(states[1], shared)
+    for k in (2, 3):
+        changed = [key for key in final if not torch.equal(final[key], states[k][key])]
+        if changed:
+            raise RuntimeError(f'{STAGES[k]} changed the shared layers it should keep frozen, e.g. {changed[:3]}; '
+                               'is something in the config unfreezing them?')
+    final.update(_pick(states[2], ['bbox_head.'], rename={'bbox_head.': 'rpn_head.'}))
+    final.update(_pick(states[3], ['roi_head.']))
+    meta = dict(dataset_meta=ckpts[3]['meta'].get('dataset_meta'),
+                alternating=dict(shared=f'{STAGES[1]} (= {STAGES[2]} = {STAGES[3]})', rpn_head=STAGES[2],
+                                 roi_head=STAGES[3]))
+    path = osp.join(work_dir, FINAL)
+    _save_atomic(dict(meta=meta, state_dict=final), path)
+    return path
+
+
+def train_alternating(cfg: Config, work_dir: str, resume: bool = False) -> str:
+    """Run the four stages (see module docstring) and return the path of ``faster_rcnn_final.pth``.
+
+    Without ``resume`` the work dir must not hold stage outputs of an earlier run (so an old
+    stage can never be mistaken for a finished one of this run).
+    """
+    check_config(cfg)
+    init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
+    from ..cli import _runner_class  # the tools' Runner set-up (checkpoint loading under torch >= 2.6)
+    if 'launcher' not in cfg:
+        cfg.launcher = 'none'
+    runner_class = _runner_class(cfg)
+    if not resume:
+        earlier = [STAGES[k] for k in range(4) if osp.isdir(stage_paths(work_dir, k, cfg)['dir'])]
+        if earlier:
+            raise SystemExit(f'{work_dir} already holds {", ".join(earlier)} of an earlier run: continue it '
+                             'with --resume, or give another --work-dir')
+    for k in range(4):
+        paths = stage_paths(work_dir, k, cfg)
+        if stage_done(paths):
+            print(f'{STAGES[k]}: done ({paths["ckpt"]}), skipped', flush=True)
+            continue
+        if not osp.isfile(paths['ckpt']):
+            _train_stage(cfg, k, work_dir, resume, runner_class)
+        if paths['proposals']:
+            _write_proposals(cfg, k, work_dir)
+    return assemble_final(cfg, work_dir)
