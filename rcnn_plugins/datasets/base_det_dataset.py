@@ -9,19 +9,24 @@ On top of mmengine's ``BaseDataset`` it adds
   index and image path;
 - a default palette that follows a user's ``metainfo=dict(classes=...)``;
 - building the pipeline in the ``rcnn_plugins`` scope when no default scope is set, so that
-  ``LoadImageFromFile`` etc. are our transforms even outside a Runner.
+  ``LoadImageFromFile`` etc. are our transforms even outside a Runner;
+- ``__getitems__``, through which torch's data loader fetches a whole batch: a batch that
+  carries one seed per sample (``SeededIndices`` from ``ResumableBatchSampler``, which the
+  training loops install) runs each sample's pipeline under its own seed, so random transforms
+  give the same result whichever worker process loads the sample (what bit-exact resume needs).
 
 Subclasses implement ``load_data_list`` returning data_infos laid out as MMDetection 3.x's:
 ``dict(img_id, img_path, height, width, instances=[dict(bbox=[x1, y1, x2, y2],
 bbox_label=int, ignore_flag=0|1)])``.
 """
 from contextlib import nullcontext
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 from mmengine.dataset import BaseDataset
 from mmengine.registry import DefaultScope
 
 from ..registry import SCOPE
+from ..rng import seeded_rng
 from .errors import DatasetError
 from .palette import default_palette
 from .validation import check_images_exist
@@ -105,6 +110,21 @@ class BaseDetDataset(BaseDataset):
         except Exception as err:
             raise DatasetError(f'{type(self).__name__}[{idx}] (image {data_info.get("img_path")}, '
                                f'img_id {data_info.get("img_id")}): {type(err).__name__}: {err}') from err
+
+    def __getitems__(self, indices: Sequence[int]) -> List[Any]:
+        """``[self[idx] for idx in indices]``, each sample under ``indices.seeds[i]`` if given.
+
+        The seeded block puts the generators back afterwards, so loading in the main process
+        (``num_workers=0``) does not shift the random stream that the model's samplers use.
+        """
+        seeds = getattr(indices, 'seeds', None)
+        if seeds is None:
+            return [self[idx] for idx in indices]
+        samples = []
+        for idx, seed in zip(indices, seeds):
+            with seeded_rng(seed):
+                samples.append(self[idx])
+        return samples
 
     def get_cat_ids(self, idx: int) -> List[int]:
         """Labels (0-based) of the instances of image ``idx``, for class-aware samplers."""

@@ -1,4 +1,5 @@
-"""Runner hooks: the atomic-save CheckpointHook and DetVisualizationHook (importing this package
-registers both in HOOKS)."""
+"""Runner hooks: the atomic-save CheckpointHook, RNGStateHook and DetVisualizationHook (importing
+this package registers them in HOOKS)."""
 from .checkpoint_hook import CheckpointHook  # noqa: F401
+from .rng_state_hook import RNGStateHook  # noqa: F401
 from .visualization_hook import DetVisualizationHook  # noqa: F401
