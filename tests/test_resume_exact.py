@@ -7,6 +7,7 @@ once killed for real (``os.kill(pid, SIGKILL)`` on the training process) right a
 was recorded and before the next one, then resumed. The unit tests below check the pieces the
 resume relies on without a Runner.
 """
+import itertools
 import os
 import os.path as osp
 import random
@@ -18,10 +19,11 @@ import time
 import numpy as np
 import pytest
 import torch
-from mmengine.dataset import DefaultSampler
+from mmengine.dataset import DefaultSampler, InfiniteSampler
 
 from rcnn_plugins.datasets import CocoDataset
 from rcnn_plugins.datasets.samplers import AspectRatioBatchSampler, ResumableBatchSampler, SeededIndices
+from rcnn_plugins.engine.loops.resumable_loader import epoch_batches, resumable_loader
 from rcnn_plugins.rng import capture_rng_state, preserved_rng, restore_rng_state, sample_seed
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -277,7 +279,7 @@ class _Sizes(torch.utils.data.Dataset):
 def test_resumable_batch_sampler_skips_batches_and_seeds_samples():
     sampler = DefaultSampler(_Sizes(), shuffle=True, seed=5)
     batches = ResumableBatchSampler(AspectRatioBatchSampler(sampler, batch_size=2), seed=5)
-    assert batches.sampler is sampler and len(batches) == 7
+    assert batches.sampler is sampler and batches.batch_size == 2 and len(batches) == 7
     batches.set_epoch(1)
     full = list(batches)
     assert len(full) == 7 and all(isinstance(b, SeededIndices) for b in full)
@@ -285,15 +287,47 @@ def test_resumable_batch_sampler_skips_batches_and_seeds_samples():
     # The seeds are a function of (seed, epoch, index) only.
     assert [b.seeds for b in full] == [[sample_seed(5, 1, i) for i in b] for b in full]
     assert sample_seed(5, 1, 0) != sample_seed(5, 2, 0) != sample_seed(6, 1, 0)
-    # A start batch drops exactly the first batches of the same epoch, once.
+    # A start batch drops exactly the first batches of the same epoch, for every iter() until
+    # it is set again (torch's multi-worker iterator calls iter() twice as it starts).
     batches.start_at(4)
     assert [list(b) for b in batches] == [list(b) for b in full[4:]]
+    assert [list(b) for b in batches] == [list(b) for b in full[4:]]
+    batches.start_at(0)
     assert [list(b) for b in batches] == [list(b) for b in full]
     # Another epoch: reshuffled, other seeds.
     batches.set_epoch(2)
     assert [list(b) for b in batches] != [list(b) for b in full]
-    with pytest.raises(ValueError, match='outside the epoch of 7 batches'):
-        batches.start_at(8)
+    with pytest.raises(ValueError, match='start batch must be >= 0'):
+        batches.start_at(-1)
+
+
+def test_resumed_workers_start_at_the_resume_batch(coco_dir):
+    """Through a real multi-worker DataLoader as the training loops build it."""
+    data_root, ann_file = coco_dir
+    dataset = CocoDataset(data_root=data_root, ann_file=ann_file, data_prefix=dict(img='images/'),
+                          metainfo=dict(classes=('person', 'car', 'dog')),
+                          pipeline=[dict(type='LoadImageFromFile'), dict(type='PackDetInputs')])
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=2,
+                                         collate_fn=lambda batch: batch)
+    loader = resumable_loader(loader, seed=0)
+    ids = [[s['data_samples'].img_id for s in b] for b in epoch_batches(loader, 0)]
+    assert len(ids) == len(dataset)
+    assert [[s['data_samples'].img_id for s in b] for b in epoch_batches(loader, 0, 2)] == ids[2:]
+
+
+def test_resumable_batch_sampler_over_an_endless_sampler():
+    batches = ResumableBatchSampler(
+        torch.utils.data.BatchSampler(InfiniteSampler(_Sizes(), seed=3), 2, False), seed=3)
+    stream = list(itertools.islice(batches, 20))
+    # Passes over the data count as epochs for the seeds: image 0 gets a new seed each pass.
+    assert stream[0].seeds[0] == sample_seed(3, 0, stream[0][0])
+    assert stream[7].seeds[0] == sample_seed(3, 1, stream[7][0])
+    fresh = ResumableBatchSampler(
+        torch.utils.data.BatchSampler(InfiniteSampler(_Sizes(), seed=3), 2, False), seed=3)
+    fresh.start_at(9)  # beyond one pass: an endless stream has no epoch end
+    resumed = list(itertools.islice(fresh, 11))
+    assert [list(b) for b in resumed] == [list(b) for b in stream[9:]]
+    assert [b.seeds for b in resumed] == [b.seeds for b in stream[9:]]
 
 
 def test_dataset_runs_each_sample_under_its_seed(coco_dir):

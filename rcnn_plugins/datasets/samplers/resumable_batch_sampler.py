@@ -3,7 +3,7 @@
 Wraps the batch sampler of a training data loader (``AspectRatioBatchSampler``, torch's
 ``BatchSampler``, ...) and adds the two things a bit-exact resume needs:
 
-- **a start batch**: :meth:`start_at` makes the next epoch begin at batch ``k``. The inner batch
+- **a start batch**: :meth:`start_at` makes the epoch begin at batch ``k``. The inner batch
   sampler still runs over the whole epoch (it only deals in indices, so this loads no image) and
   the first ``k`` batches are dropped, so batch ``k`` is exactly the batch that the uninterrupted
   run trained at that step, even when batches depend on the whole order (aspect-ratio buckets).
@@ -52,6 +52,11 @@ class ResumableBatchSampler(Sampler):
     def sampler(self):
         return getattr(self.batch_sampler, 'sampler', None)
 
+    @property
+    def batch_size(self):
+        """The inner batch sampler's (mmengine reads ``loader.batch_sampler.batch_size``)."""
+        return getattr(self.batch_sampler, 'batch_size', None)
+
     def set_epoch(self, epoch: int) -> None:
         """Epoch of the next iteration: for the sample seeds and the inner sampler's shuffle."""
         self.epoch = epoch
@@ -59,21 +64,27 @@ class ResumableBatchSampler(Sampler):
             self.sampler.set_epoch(epoch)
 
     def start_at(self, batch: int) -> None:
-        """Make the next iteration (only) begin at batch ``batch`` of the epoch."""
-        if not 0 <= batch <= len(self):
-            raise ValueError(f'start batch {batch} is outside the epoch of {len(self)} batches')
+        """Make iterations begin at batch ``batch`` of the epoch (until set again).
+
+        Not a one-shot: torch's multi-worker iterator calls ``iter()`` on its batch sampler
+        twice when it starts; the training loops set the start before every epoch."""
+        if batch < 0:
+            raise ValueError(f'start batch must be >= 0, got {batch}')
         self._start = batch
 
     def __iter__(self) -> Iterator[List[int]]:
         # Read the start and the epoch now, not at the first next(): the data loader creates
         # this iterator when its own iterator is created, which is when they are meant.
-        start, self._start = self._start, 0
-        return self._batches(start, self.epoch)
+        return self._batches(self._start, self.epoch)
 
     def _batches(self, start: int, epoch: int) -> Iterator[List[int]]:
+        per_epoch = max(len(self), 1)
         for position, batch in enumerate(self.batch_sampler):
             if position >= start:
-                yield SeededIndices(batch, [sample_seed(self.seed, epoch, idx) for idx in batch])
+                # An endless sampler (mmengine's InfiniteSampler) is one long epoch 0: count its
+                # passes over the data as epochs, so an image is not flipped alike every pass.
+                pass_ = epoch + position // per_epoch
+                yield SeededIndices(batch, [sample_seed(self.seed, pass_, idx) for idx in batch])
 
     def __len__(self) -> int:
         """Batches in a whole epoch (a resumed epoch yields ``len(self) - start`` of them)."""

@@ -3,12 +3,14 @@
 mmengine's loop resumes by running the data loader through all the iterations already trained
 (loading and augmenting every one of their images) and restarts its worker processes with the
 same seeds, so the augmentations after a resume are not those of the uninterrupted run. This
-loop starts at epoch ``iter // len(dataloader)``, batch ``iter % len(dataloader)``, skipping the
-trained batches in the batch sampler; the rest is as :class:`.EpochBasedTrainLoop` (per-sample
+loop starts at epoch ``iter // len(dataloader)``, batch ``iter % len(dataloader)`` (batch
+``iter`` of the one endless pass of an ``InfiniteSampler``), skipping the trained batches in the
+batch sampler; the rest is as :class:`.EpochBasedTrainLoop` (per-sample
 seeds, epoch iterators and validation that leave the training random streams alone).
 """
 from typing import Dict, List, Optional, Tuple, Union
 
+from mmengine.dataset import InfiniteSampler
 from mmengine.runner import IterBasedTrainLoop as MMEngineIterBasedTrainLoop
 from torch.utils.data import DataLoader
 
@@ -41,7 +43,11 @@ class IterBasedTrainLoop(MMEngineIterBasedTrainLoop):
         # The whole run is one big "epoch" for the hooks, as in mmengine.
         self.runner.call_hook('before_train_epoch')
         sync_loader_seed(self.dataloader, self._loader_seed, self.runner.seed)
-        epoch, start = divmod(self._iter, len(self.dataloader))
+        if isinstance(self.dataloader.batch_sampler.sampler, InfiniteSampler):
+            # One endless stream of indices: the trained batches are its first _iter ones.
+            epoch, start = 0, self._iter
+        else:
+            epoch, start = divmod(self._iter, len(self.dataloader))
         batches = epoch_batches(self.dataloader, epoch, start)
         while self._iter < self._max_iters and not self.stop_training:
             self.runner.model.train()
