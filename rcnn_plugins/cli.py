@@ -6,6 +6,7 @@ Flags follow MMDetection 3.x's tools. Each tool is split into ``*_parser`` (argp
 a command line would run) and ``*_main`` (build the ``Runner`` and run it).
 """
 import argparse
+import datetime
 import os
 import os.path as osp
 import sys
@@ -69,7 +70,12 @@ def _runner_class(cfg: Config):
     if cfg.launcher == 'pytorch' and not torch.cuda.is_available() and not dist.is_initialized():
         # mmengine's init_dist calls torch.cuda.set_device unconditionally; with the process
         # group already up (torchrun's env:// variables), the Runner skips it.
-        dist.init_process_group(backend=cfg.env_cfg.dist_cfg.backend)
+        # The timeout as mmengine's init_dist passes it (env_cfg.dist_cfg.timeout, seconds).
+        dist_cfg = cfg.env_cfg.dist_cfg
+        timeout = dist_cfg.get('timeout')
+        dist.init_process_group(
+            backend=dist_cfg.backend,
+            timeout=None if timeout is None else datetime.timedelta(seconds=timeout))
     return Runner
 
 

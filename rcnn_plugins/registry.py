@@ -33,11 +33,12 @@ from mmengine.registry import Registry
 
 SCOPE = 'rcnn_plugins'
 
-# Runner machinery: rcnn_plugins adds nothing of its own here, but child registries let a config
-# with default_scope='rcnn_plugins' reach mmengine's entries through the parent chain.
+# Runner machinery: child registries let a config with default_scope='rcnn_plugins' reach
+# mmengine's entries through the parent chain; LOOPS and HOOKS also hold our own (resumable train
+# loops, atomic CheckpointHook, RNGStateHook, ...).
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope=SCOPE)
 RUNNER_CONSTRUCTORS = Registry('runner constructor', parent=MMENGINE_RUNNER_CONSTRUCTORS, scope=SCOPE)
-LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope=SCOPE)
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=['rcnn_plugins.engine.loops'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['rcnn_plugins.engine.hooks'])
 
 # Data

@@ -253,7 +253,7 @@ def test_console_scripts_point_at_cli():
     import tomllib
     with open(osp.join(REPO, 'pyproject.toml'), 'rb') as f:
         scripts = tomllib.load(f)['project']['scripts']
-    assert set(scripts) == {'rcnn-train', 'rcnn-test'}
+    assert set(scripts) == {'rcnn-train', 'rcnn-test', 'rcnn-infer'}
     for target in scripts.values():
         module, func = target.split(':')
         assert callable(getattr(importlib.import_module(module), func))

@@ -10,12 +10,20 @@ default_hooks = dict(
     # rcnn_plugins' CheckpointHook: same arguments as mmengine's, but saves atomically.
     checkpoint=dict(type='CheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Checkpoints carry the torch / numpy / random / CUDA RNG states; --resume puts them back.
+    # With the train loops of rcnn_plugins (train_cfg type EpochBasedTrainLoop or
+    # IterBasedTrainLoop resolve to ours), a resumed run ends with the same weights as one
+    # never interrupted, also from mid-epoch checkpoints (README "Resume").
+    rng_state=dict(type='RNGStateHook'),
     visualization=dict(type='DetVisualizationHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
+    # timeout (seconds) of every collective: a rank that died or hangs makes the others fail
+    # with a timeout error after this long instead of waiting forever. Long enough for rank 0
+    # to evaluate a large validation set while the others wait.
+    dist_cfg=dict(backend='nccl', timeout=1800))
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')

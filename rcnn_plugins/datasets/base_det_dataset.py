@@ -13,6 +13,10 @@ On top of mmengine's ``BaseDataset`` it adds
 - MMDetection's ``proposal_file``: precomputed proposals put into each data_info as
   ``proposals = dict(bboxes (N, 4), scores (N,))`` (original pixels) for ``LoadProposals``
   (file format and safe loading: :mod:`.proposal_file`).
+- ``__getitems__``, through which torch's data loader fetches a whole batch: a batch that
+  carries one seed per sample (``SeededIndices`` from ``ResumableBatchSampler``, which the
+  training loops install) runs each sample's pipeline under its own seed, so random transforms
+  give the same result whichever worker process loads the sample (what bit-exact resume needs).
 
 Subclasses implement ``load_data_list`` returning data_infos laid out as MMDetection 3.x's:
 ``dict(img_id, img_path, height, width, instances=[dict(bbox=[x1, y1, x2, y2],
@@ -20,12 +24,13 @@ bbox_label=int, ignore_flag=0|1)])``.
 """
 import os.path as osp
 from contextlib import nullcontext
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 from mmengine.dataset import BaseDataset
 from mmengine.registry import DefaultScope
 
 from ..registry import SCOPE
+from ..rng import seeded_rng
 from .errors import DatasetError
 from .palette import default_palette
 from .proposal_file import load_proposal_file, match_proposals
@@ -125,6 +130,21 @@ class BaseDetDataset(BaseDataset):
         except Exception as err:
             raise DatasetError(f'{type(self).__name__}[{idx}] (image {data_info.get("img_path")}, '
                                f'img_id {data_info.get("img_id")}): {type(err).__name__}: {err}') from err
+
+    def __getitems__(self, indices: Sequence[int]) -> List[Any]:
+        """``[self[idx] for idx in indices]``, each sample under ``indices.seeds[i]`` if given.
+
+        The seeded block puts the generators back afterwards, so loading in the main process
+        (``num_workers=0``) does not shift the random stream that the model's samplers use.
+        """
+        seeds = getattr(indices, 'seeds', None)
+        if seeds is None:
+            return [self[idx] for idx in indices]
+        samples = []
+        for idx, seed in zip(indices, seeds):
+            with seeded_rng(seed):
+                samples.append(self[idx])
+        return samples
 
     def get_cat_ids(self, idx: int) -> List[int]:
         """Labels (0-based) of the instances of image ``idx``, for class-aware samplers."""

@@ -1,5 +1,6 @@
-"""Runner hooks: the atomic-save CheckpointHook, DetVisualizationHook and FreezeModulesHook
-(importing this package registers them in HOOKS)."""
+"""Runner hooks: the atomic-save CheckpointHook, RNGStateHook, FreezeModulesHook and
+DetVisualizationHook (importing this package registers them in HOOKS)."""
 from .checkpoint_hook import CheckpointHook  # noqa: F401
 from .freeze_modules_hook import FreezeModulesHook  # noqa: F401
+from .rng_state_hook import RNGStateHook  # noqa: F401
 from .visualization_hook import DetVisualizationHook  # noqa: F401
