@@ -92,8 +92,8 @@ def pair_data(tmp_path_factory):
             file_name = f'copy{copy}_{image["file_name"]}'
             shutil.copy(osp.join(root, 'train', image['file_name']), osp.join(root, 'train', file_name))
             images.append(dict(image, id=new_id, file_name=file_name))
-            annotations += [dict(a, id=len(annotations) + 1, image_id=new_id)
-                            for a in coco['annotations'] if a['image_id'] == image['id']]
+            annotations += [dict(a, id=len(annotations) + k + 1, image_id=new_id)
+                            for k, a in enumerate(a for a in coco['annotations'] if a['image_id'] == image['id'])]
     with open(osp.join(root, 'annotations', 'pairs.json'), 'w') as f:
         json.dump(dict(coco, images=images, annotations=annotations), f)
     return root + '/'
