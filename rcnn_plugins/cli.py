@@ -6,6 +6,7 @@ Flags follow MMDetection 3.x's tools. Each tool is split into ``*_parser`` (argp
 a command line would run) and ``*_main`` (build the ``Runner`` and run it).
 """
 import argparse
+import contextlib
 import os
 import os.path as osp
 import sys
@@ -22,6 +23,9 @@ def _add_common_args(parser: argparse.ArgumentParser) -> None:
              'train_cfg.max_epochs=2; lists as key="[a,b]" or key=a,b')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='how the processes were started (pytorch = torchrun)')
+    parser.add_argument('--unsafe-load', action='store_true',
+                        help='load checkpoints that the safe loader refuses (weights_only=False): '
+                             'they can run any code; only for files you trust')
     # torch.distributed.launch passes --local_rank (older) or --local-rank (newer).
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
@@ -60,7 +64,7 @@ def _fit_distributed_to_cpu(cfg: Config) -> None:
 
 def _runner_class(cfg: Config):
     """mmengine's Runner, with what it needs around it set up."""
-    # rcnn_plugins.engine makes mmengine load checkpoints under torch >= 2.6 (see
+    # rcnn_plugins.engine routes mmengine's checkpoint loading through the safe loader (see
     # engine/checkpoint_loader.py); the Runner would import it anyway when building our hooks.
     import rcnn_plugins.engine  # noqa: F401
     import torch
@@ -119,12 +123,28 @@ def train_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+@contextlib.contextmanager
+def _checkpoint_errors_as_exit(args: argparse.Namespace):
+    """``--unsafe-load`` for the block; a refused checkpoint ends the tool with its one-line
+    message (the file, the global it asked for, the opt-in) instead of a traceback."""
+    from rcnn_plugins.engine.safe_load import UnsafeCheckpointError, allow_unsafe_load
+    if args.unsafe_load:
+        print('--unsafe-load: checkpoints the safe loader refuses are loaded with '
+              'weights_only=False (they can run code)', file=sys.stderr)
+    try:
+        with allow_unsafe_load(args.unsafe_load):
+            yield
+    except UnsafeCheckpointError as error:
+        raise SystemExit(f'error: {error}') from None
+
+
 def train_main(argv=None) -> None:
     args = train_parser().parse_args(argv)
     cfg = train_config(args)
     Runner = _runner_class(cfg)
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    with _checkpoint_errors_as_exit(args):
+        runner.train()
 
 
 def test_parser() -> argparse.ArgumentParser:
@@ -172,5 +192,6 @@ def test_main(argv=None) -> dict:
     cfg = test_config(args)
     Runner = _runner_class(cfg)
     runner = Runner.from_cfg(cfg)
-    return runner.test()
+    with _checkpoint_errors_as_exit(args):
+        return runner.test()
 

@@ -16,7 +16,7 @@ changes only the order and the way files are written:
 Remote storage backends (``backend_args`` for S3 and the like) have no rename; for them the hook
 keeps mmengine's behaviour.
 
-Loading those checkpoints with torch >= 2.6 is handled by :mod:`rcnn_plugins.engine.checkpoint_loader`.
+Those checkpoints are read back (safely, ``weights_only=True``) by :mod:`rcnn_plugins.engine.safe_load`.
 """
 import os
 import os.path as osp
