@@ -124,9 +124,10 @@ def train_config(args: argparse.Namespace) -> Config:
 
 
 @contextlib.contextmanager
-def _checkpoint_errors_as_exit(args: argparse.Namespace):
-    """``--unsafe-load`` for the block; a refused checkpoint ends the tool with its one-line
-    message (the file, the global it asked for, the opt-in) instead of a traceback."""
+def _user_errors_as_exit(args: argparse.Namespace):
+    """``--unsafe-load`` for the block; a refused checkpoint or a diverged run ends the tool
+    with its one message (what, where, the fix) and exit status 1 instead of a traceback."""
+    from rcnn_plugins.engine.hooks import DivergenceError
     from rcnn_plugins.engine.safe_load import UnsafeCheckpointError, allow_unsafe_load
     if args.unsafe_load:
         print('--unsafe-load: checkpoints the safe loader refuses are loaded with '
@@ -134,7 +135,7 @@ def _checkpoint_errors_as_exit(args: argparse.Namespace):
     try:
         with allow_unsafe_load(args.unsafe_load):
             yield
-    except UnsafeCheckpointError as error:
+    except (UnsafeCheckpointError, DivergenceError) as error:
         raise SystemExit(f'error: {error}') from None
 
 
@@ -143,7 +144,7 @@ def train_main(argv=None) -> None:
     cfg = train_config(args)
     Runner = _runner_class(cfg)
     runner = Runner.from_cfg(cfg)
-    with _checkpoint_errors_as_exit(args):
+    with _user_errors_as_exit(args):
         runner.train()
 
 
@@ -192,6 +193,6 @@ def test_main(argv=None) -> dict:
     cfg = test_config(args)
     Runner = _runner_class(cfg)
     runner = Runner.from_cfg(cfg)
-    with _checkpoint_errors_as_exit(args):
+    with _user_errors_as_exit(args):
         return runner.test()
 

@@ -10,7 +10,10 @@ default_hooks = dict(
     # rcnn_plugins' CheckpointHook: same arguments as mmengine's, but saves atomically.
     checkpoint=dict(type='CheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='DetVisualizationHook'))
+    visualization=dict(type='DetVisualizationHook'),
+    # Stops on a NaN/Inf loss or exploding gradients before the step, naming the iteration, the
+    # loss terms and the images; action='skip' / 'lower_lr' go on instead.
+    divergence_guard=dict(type='DivergenceGuardHook', action='stop', max_grad_norm=1e4))
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,4 +1,5 @@
-"""Runner hooks: the atomic-save CheckpointHook and DetVisualizationHook (importing this package
-registers both in HOOKS)."""
+"""Runner hooks: the atomic-save CheckpointHook, DetVisualizationHook and DivergenceGuardHook
+(importing this package registers them in HOOKS)."""
 from .checkpoint_hook import CheckpointHook  # noqa: F401
+from .divergence_guard_hook import DivergenceError, DivergenceGuardHook  # noqa: F401
 from .visualization_hook import DetVisualizationHook  # noqa: F401
