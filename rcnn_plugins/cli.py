@@ -32,6 +32,11 @@ def _add_common_args(parser: argparse.ArgumentParser) -> None:
 
 def _apply_common_args(cfg: Config, args: argparse.Namespace) -> None:
     if args.cfg_options is not None:
+        from rcnn_plugins.config_overrides import typo_in_override
+        for key in args.cfg_options:
+            message = typo_in_override(cfg, key)
+            if message is not None:
+                raise SystemExit(f'error: {message}')
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     # Priority: --work-dir, then the config's work_dir, then ./work_dirs/<config name>.
@@ -125,26 +130,34 @@ def train_config(args: argparse.Namespace) -> Config:
 
 @contextlib.contextmanager
 def _user_errors_as_exit(args: argparse.Namespace):
-    """``--unsafe-load`` for the block; a refused checkpoint or a diverged run ends the tool
-    with its one message (what, where, the fix) and exit status 1 instead of a traceback."""
+    """``--unsafe-load`` for the block; bad input (a refused checkpoint, bad data, an unknown
+    registry type) or a diverged run ends the tool with its one message (what, where, the fix)
+    and exit status 1 instead of a traceback."""
+    from rcnn_plugins.datasets.errors import DatasetError
     from rcnn_plugins.engine.hooks import DivergenceError
     from rcnn_plugins.engine.safe_load import UnsafeCheckpointError, allow_unsafe_load
+    from rcnn_plugins.registry import unknown_type_hint
     if args.unsafe_load:
         print('--unsafe-load: checkpoints the safe loader refuses are loaded with '
               'weights_only=False (they can run code)', file=sys.stderr)
     try:
         with allow_unsafe_load(args.unsafe_load):
             yield
-    except (UnsafeCheckpointError, DivergenceError) as error:
+    except (UnsafeCheckpointError, DivergenceError, DatasetError) as error:
         raise SystemExit(f'error: {error}') from None
+    except KeyError as error:  # mmengine's "X is not in the ... registry", maybe nested
+        hint = unknown_type_hint(str(error))
+        if hint is None:
+            raise
+        raise SystemExit(f'error: {hint}') from None
 
 
 def train_main(argv=None) -> None:
     args = train_parser().parse_args(argv)
     cfg = train_config(args)
     Runner = _runner_class(cfg)
-    runner = Runner.from_cfg(cfg)
     with _user_errors_as_exit(args):
+        runner = Runner.from_cfg(cfg)
         runner.train()
 
 
@@ -192,7 +205,7 @@ def test_main(argv=None) -> dict:
     args = test_parser().parse_args(argv)
     cfg = test_config(args)
     Runner = _runner_class(cfg)
-    runner = Runner.from_cfg(cfg)
     with _user_errors_as_exit(args):
+        runner = Runner.from_cfg(cfg)
         return runner.test()
 

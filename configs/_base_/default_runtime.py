@@ -13,7 +13,9 @@ default_hooks = dict(
     visualization=dict(type='DetVisualizationHook'),
     # Stops on a NaN/Inf loss or exploding gradients before the step, naming the iteration, the
     # loss terms and the images; action='skip' / 'lower_lr' go on instead.
-    divergence_guard=dict(type='DivergenceGuardHook', action='stop', max_grad_norm=1e4))
+    divergence_guard=dict(type='DivergenceGuardHook', action='stop', max_grad_norm=1e4),
+    # The heads' num_classes must equal the dataset's number of classes.
+    num_class_check=dict(type='NumClassCheckHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,5 +1,6 @@
-"""Runner hooks: the atomic-save CheckpointHook, DetVisualizationHook and DivergenceGuardHook
-(importing this package registers them in HOOKS)."""
+"""Runner hooks: the atomic-save CheckpointHook, DetVisualizationHook, DivergenceGuardHook and
+NumClassCheckHook (importing this package registers them in HOOKS)."""
 from .checkpoint_hook import CheckpointHook  # noqa: F401
 from .divergence_guard_hook import DivergenceError, DivergenceGuardHook  # noqa: F401
+from .num_class_check_hook import NumClassCheckHook  # noqa: F401
 from .visualization_hook import DetVisualizationHook  # noqa: F401
