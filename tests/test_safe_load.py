@@ -121,6 +121,13 @@ def test_safetensors_round_trip(tmp_path):
     other.init_weights()
     for key, value in model.state_dict().items():
         assert torch.equal(other.state_dict()[key], value), key
+    # A whole detector through init_detector.
+    detector = init_detector(DEMO)
+    det_path = str(tmp_path / 'det.safetensors')
+    save_safetensors(detector.state_dict(), det_path)
+    loaded = init_detector(DEMO, det_path)
+    for key, value in detector.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
 
 
 # ---- every entry point -------------------------------------------------------------------------
