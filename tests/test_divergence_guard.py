@@ -211,8 +211,8 @@ def test_diverging_run_stops_on_nan_loss(diverging_config, tmp_path):
     root, config = diverging_config
     work = str(tmp_path / 'work')
     with pytest.raises(SystemExit) as err:
-        cli.train_main([config, '--work-dir', work, '--cfg-options', 'default_hooks.divergence_guard.max_grad_norm=None',
-                        'experiment_name=div_nan'])
+        cli.train_main([config, '--work-dir', work, '--cfg-options',
+                        'default_hooks.divergence_guard.max_grad_norm=None', 'experiment_name=div_nan'])
     message = str(err.value.code)
     assert message.startswith('error: Training stopped: non-finite loss at iteration')
     assert 'loss_cls=nan' in message and 'loss_rpn_cls=nan' in message and f'{root}/train/' in message
