@@ -135,7 +135,7 @@ def _user_errors_as_exit(args: argparse.Namespace):
     and exit status 1 instead of a traceback."""
     from rcnn_plugins.datasets.errors import DatasetError
     from rcnn_plugins.engine.hooks import DivergenceError
-    from rcnn_plugins.engine.safe_load import UnsafeCheckpointError, allow_unsafe_load
+    from rcnn_plugins.engine.safe_load import CheckpointFileError, UnsafeCheckpointError, allow_unsafe_load
     from rcnn_plugins.registry import unknown_type_hint
     if args.unsafe_load:
         print('--unsafe-load: checkpoints the safe loader refuses are loaded with '
@@ -143,7 +143,7 @@ def _user_errors_as_exit(args: argparse.Namespace):
     try:
         with allow_unsafe_load(args.unsafe_load):
             yield
-    except (UnsafeCheckpointError, DivergenceError, DatasetError) as error:
+    except (UnsafeCheckpointError, CheckpointFileError, DivergenceError, DatasetError) as error:
         raise SystemExit(f'error: {error}') from None
     except KeyError as error:  # mmengine's "X is not in the ... registry", maybe nested
         hint = unknown_type_hint(str(error))

@@ -22,6 +22,7 @@ import pytest
 from rcnn_plugins import cli
 from rcnn_plugins.datasets import CocoDataset, DatasetError, DatasetWarning, VOCDataset
 from rcnn_plugins.datasets.transforms import LoadImageFromFile
+from rcnn_plugins.engine.safe_load import CheckpointFileError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
@@ -37,6 +38,8 @@ def seen(action):
             action()
         except (DatasetError, KeyError) as err:
             return str(err.args[0])
+        except CheckpointFileError as err:
+            return str(err)
         except SystemExit as err:
             return str(err.code)
     messages = [str(w.message) for w in caught if issubclass(w.category, DatasetWarning)]
@@ -221,6 +224,30 @@ def truncated_json(tmp):
     return seen(coco_dataset(tmp, [], raw=good[:len(good) // 2]))
 
 
+# ---- checkpoints ---------------------------------------------------------------------------------
+
+def _checkpoint(tmp, data):
+    import torch
+    from mmengine.runner.checkpoint import _load_checkpoint  # what the Runner and init_detector call
+    good = tmp / 'good.pth'
+    torch.save({'state_dict': {'w': torch.ones(5000)}, 'meta': {}}, str(good))
+    path = tmp / 'bad.pth'
+    path.write_bytes(data(good.read_bytes()))
+    return seen(lambda: _load_checkpoint(str(path), map_location='cpu'))
+
+
+def truncated_checkpoint(tmp):
+    return _checkpoint(tmp, lambda b: b[:len(b) // 2])
+
+
+def zero_byte_checkpoint(tmp):
+    return _checkpoint(tmp, lambda b: b'')
+
+
+def html_page_as_checkpoint(tmp):
+    return _checkpoint(tmp, lambda b: b'<html><body>404 Not Found</body></html>')
+
+
 # ---- config --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
@@ -281,6 +308,10 @@ CASES = [
     (empty_annotation_list, [r'no image left after filtering 1 images: filter_empty_gt=True removed 1']),
     (annotation_not_json, [r'instances\.json is not valid json: .* at line 1, column 1', 'fix or re-export']),
     (truncated_json, [r'instances\.json is not valid json: .* at line \d+']),
+    (truncated_checkpoint, [r'bad\.pth is not a readable torch checkpoint \(.+\): it is truncated',
+                            'Download or save it again']),
+    (zero_byte_checkpoint, [r'bad\.pth is not a readable torch checkpoint', 'truncated, empty']),
+    (html_page_as_checkpoint, [r'bad\.pth is not a readable torch checkpoint \(.*\d+\)', 'HTML error page']),
 ]
 CONFIG_CASES = [
     (num_classes_mismatch, [r'model\.roi_head\.bbox_head\.num_classes is 80 but the train dataset \(\S+train\.json\) '

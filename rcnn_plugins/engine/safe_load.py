@@ -46,6 +46,10 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint needs pickle globals outside the allow-list (it could run code when loaded)."""
 
 
+class CheckpointFileError(ValueError):
+    """The file is not a readable checkpoint: truncated, empty, or not a torch file at all."""
+
+
 def unsafe_load_allowed() -> bool:
     """Whether the user opted in to full-pickle loading (context manager or environment)."""
     return _unsafe_depth > 0 or os.environ.get(UNSAFE_ENV, '') == '1'
@@ -73,8 +77,8 @@ def _history_buffer_getattr(obj, name):
     if obj is HistoryBuffer and not name.startswith('_') and callable(getattr(HistoryBuffer, name, None)):
         return getattr(HistoryBuffer, name)
     raise UnsafeCheckpointError(
-        f'the checkpoint asks for getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}); '
-        'only getattr(HistoryBuffer, <statistics method>) is allowed')
+        f'unsupported GLOBAL builtins.getattr applied to ({getattr(obj, "__name__", type(obj).__name__)}, '
+        f'{name!r}): only getattr(HistoryBuffer, <statistics method>) is allowed')
 
 
 def allowed_globals() -> List:
@@ -118,7 +122,21 @@ def _refused_globals(source, error: Exception) -> List[str]:
             names = []
     if not names:
         names = re.findall(r'GLOBAL (\S+?)(?: |\.? was)', str(error))
-    return names or ['(see torch\'s reason below)']
+    return names
+
+
+def _torch_reason(error: Exception) -> str:
+    """The specific part of torch's weights_only error (without its generic advice)."""
+    boilerplate = ('Weights only load failed', 'Please file an issue', 'Check the documentation')
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(boilerplate)]
+    return ' '.join(lines).replace('WeightsUnpickler error: ', '') or type(error).__name__
+
+
+def _unreadable(source, reason: str) -> CheckpointFileError:
+    return CheckpointFileError(
+        f'{_describe(source)} is not a readable torch checkpoint ({reason}): it is truncated, empty or not a '
+        'checkpoint at all (an HTML error page from a failed download?). Download or save it again.')
 
 
 def load_checkpoint_file(source: Union[str, IO[bytes]], map_location=None):
@@ -133,6 +151,7 @@ def load_checkpoint_file(source: Union[str, IO[bytes]], map_location=None):
 
     Raises:
         UnsafeCheckpointError: the file needs globals outside the allow-list and no opt-in is set.
+        CheckpointFileError: the file is truncated, empty or not a torch checkpoint.
     """
     if isinstance(source, str) and source.endswith('.safetensors'):
         from safetensors.torch import load_file  # optional dependency, only for these files
@@ -141,9 +160,18 @@ def load_checkpoint_file(source: Union[str, IO[bytes]], map_location=None):
     try:
         with torch.serialization.safe_globals(allowed_globals()):
             return torch.load(source, map_location=map_location, weights_only=True)
+    except (EOFError, RuntimeError, OSError) as error:
+        # Not: a missing or unreadable path. Yes: torch's zip reader failing on cut-off bytes
+        # (RuntimeError "PytorchStreamReader failed ..." or OSError EINVAL), no bytes at all.
+        if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)) or (
+                isinstance(error, RuntimeError) and 'PytorchStreamReader' not in str(error)):
+            raise
+        raise _unreadable(source, str(error).split('. ')[0] or 'no data') from None
     except pickle.UnpicklingError as error:
         refused = _refused_globals(source, error)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = _torch_reason(error)
+        if not refused:  # no forbidden global: the bytes are not a pickle torch understands
+            raise _unreadable(source, reason) from None
         if not unsafe_load_allowed():
             raise UnsafeCheckpointError(
                 f'Refusing to load checkpoint {_describe(source)}: it asks for the pickle global(s) '
