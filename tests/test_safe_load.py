@@ -158,27 +158,22 @@ def test_pretrained_backbone_init(tmp_path):
     assert marker.exists() and torch.equal(backbone.conv1.weight, weights['conv1.weight'])
 
 
-def test_torchvision_scheme_backbone_init(tmp_path):
+def test_torchvision_scheme_backbone_init(tmp_path, monkeypatch):
     """``torchvision://resnet18`` reads the hub cache file through the safe loader too (mmengine's
     own torchvision loader would unpickle it with weights_only=False)."""
     from mmengine.runner.checkpoint import get_torchvision_models
     marker = tmp_path / 'pwned'
-    hub = tmp_path / 'hub'
-    os.makedirs(hub / 'checkpoints')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))  # hub cache: $TORCH_HOME/hub/checkpoints
+    os.makedirs(tmp_path / 'hub' / 'checkpoints')
     weights = ResNet(depth=18, init_cfg=None).state_dict()
-    write_evil(hub / 'checkpoints' / osp.basename(get_torchvision_models()['resnet18']), weights, marker)
-    old_hub = torch.hub.get_dir()
-    torch.hub.set_dir(str(hub))
-    try:
-        backbone = ResNet(depth=18, init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet18'))
-        with pytest.raises(UnsafeCheckpointError):
-            backbone.init_weights()
-        assert not marker.exists()
-        with allow_unsafe_load():
-            backbone.init_weights()
-        assert marker.exists()
-    finally:
-        torch.hub.set_dir(old_hub)
+    write_evil(tmp_path / 'hub' / 'checkpoints' / osp.basename(get_torchvision_models()['resnet18']), weights, marker)
+    backbone = ResNet(depth=18, init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet18'))
+    with pytest.raises(UnsafeCheckpointError):
+        backbone.init_weights()
+    assert not marker.exists()
+    with allow_unsafe_load():
+        backbone.init_weights()
+    assert marker.exists()
 
 
 @pytest.fixture(scope='module')
