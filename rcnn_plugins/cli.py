@@ -6,6 +6,7 @@ Flags follow MMDetection 3.x's tools. Each tool is split into ``*_parser`` (argp
 a command line would run) and ``*_main`` (build the ``Runner`` and run it).
 """
 import argparse
+import contextlib
 import datetime
 import os
 import os.path as osp
@@ -23,12 +24,20 @@ def _add_common_args(parser: argparse.ArgumentParser) -> None:
              'train_cfg.max_epochs=2; lists as key="[a,b]" or key=a,b')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='how the processes were started (pytorch = torchrun)')
+    parser.add_argument('--unsafe-load', action='store_true',
+                        help='load checkpoints that the safe loader refuses (weights_only=False): '
+                             'they can run any code; only for files you trust')
     # torch.distributed.launch passes --local_rank (older) or --local-rank (newer).
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 def _apply_common_args(cfg: Config, args: argparse.Namespace) -> None:
     if args.cfg_options is not None:
+        from rcnn_plugins.config_overrides import typo_in_override
+        for key in args.cfg_options:
+            message = typo_in_override(cfg, key)
+            if message is not None:
+                raise SystemExit(f'error: {message}')
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     # Priority: --work-dir, then the config's work_dir, then ./work_dirs/<config name>.
@@ -61,7 +70,7 @@ def _fit_distributed_to_cpu(cfg: Config) -> None:
 
 def _runner_class(cfg: Config):
     """mmengine's Runner, with what it needs around it set up."""
-    # rcnn_plugins.engine makes mmengine load checkpoints under torch >= 2.6 (see
+    # rcnn_plugins.engine routes mmengine's checkpoint loading through the safe loader (see
     # engine/checkpoint_loader.py); the Runner would import it anyway when building our hooks.
     import rcnn_plugins.engine  # noqa: F401
     import torch
@@ -125,12 +134,37 @@ def train_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+@contextlib.contextmanager
+def _user_errors_as_exit(args: argparse.Namespace):
+    """``--unsafe-load`` for the block; bad input (a refused checkpoint, bad data, an unknown
+    registry type) or a diverged run ends the tool with its one message (what, where, the fix)
+    and exit status 1 instead of a traceback."""
+    from rcnn_plugins.datasets.errors import DatasetError
+    from rcnn_plugins.engine.hooks import DivergenceError
+    from rcnn_plugins.engine.safe_load import CheckpointFileError, UnsafeCheckpointError, allow_unsafe_load
+    from rcnn_plugins.registry import unknown_type_hint
+    if args.unsafe_load:
+        print('--unsafe-load: checkpoints the safe loader refuses are loaded with '
+              'weights_only=False (they can run code)', file=sys.stderr)
+    try:
+        with allow_unsafe_load(args.unsafe_load):
+            yield
+    except (UnsafeCheckpointError, CheckpointFileError, DivergenceError, DatasetError) as error:
+        raise SystemExit(f'error: {error}') from None
+    except KeyError as error:  # mmengine's "X is not in the ... registry", maybe nested
+        hint = unknown_type_hint(str(error))
+        if hint is None:
+            raise
+        raise SystemExit(f'error: {hint}') from None
+
+
 def train_main(argv=None) -> None:
     args = train_parser().parse_args(argv)
     cfg = train_config(args)
     Runner = _runner_class(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    with _user_errors_as_exit(args):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
 
 
 def test_parser() -> argparse.ArgumentParser:
@@ -177,6 +211,7 @@ def test_main(argv=None) -> dict:
     args = test_parser().parse_args(argv)
     cfg = test_config(args)
     Runner = _runner_class(cfg)
-    runner = Runner.from_cfg(cfg)
-    return runner.test()
+    with _user_errors_as_exit(args):
+        runner = Runner.from_cfg(cfg)
+        return runner.test()
 

@@ -8,7 +8,14 @@ such as ``'rcnn_plugins.FasterRCNN'``, no ``register_all_modules()`` call is nee
 Lookups that miss here fall back to mmengine's roots, which is how mmengine's own hooks,
 optimizers, schedulers and mmcv's transforms (mmcv registers them into mmengine's root
 TRANSFORMS) are found from an rcnn_plugins config.
+
+An unknown ``type`` gets the nearest registered names suggested (:func:`unknown_type_hint`):
+by ``build`` of these registries, and by the command-line tools for mmengine's own lookups.
 """
+import difflib
+import re
+from typing import List, Optional
+
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
@@ -29,9 +36,61 @@ from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
-from mmengine.registry import Registry
+from mmengine.registry import Registry as MMEngineRegistry
 
 SCOPE = 'rcnn_plugins'
+
+# mmengine 0.10's build_from_cfg: "<type> is not in the <scope>::<name> registry. Please check ..."
+_UNKNOWN_TYPE = re.compile(r"'?([\w.\-]+) is not in the ([\w.]+)::([\w ]+?) registry")
+_ALL: List[MMEngineRegistry] = []
+
+
+def _names(registry: MMEngineRegistry) -> List[str]:
+    """Every type name a lookup from ``registry`` can reach (its own, then its parents')."""
+    names: List[str] = []
+    while registry is not None:
+        registry.import_from_location()
+        names += list(registry.module_dict)
+        registry = registry.parent
+    return names
+
+
+def unknown_type_hint(message: str) -> Optional[str]:
+    """For mmengine's "X is not in the S::N registry" error message, one line that names the
+    registry and the nearest registered names (``difflib``); None for any other message."""
+    match = _UNKNOWN_TYPE.search(message)
+    if match is None:
+        return None
+    obj_type, scope, name = match.groups()
+    registry = next((r for r in _ALL if r.scope == scope and r.name == name), None)
+    if registry is None:  # mmengine's root registry of that name
+        registry = next((r.parent for r in _ALL if r.parent is not None and r.parent.name == name), None)
+    if registry is None:
+        return None
+    names = sorted(set(_names(registry)))
+    close = difflib.get_close_matches(obj_type, names, n=3, cutoff=0.5)
+    hint = f'did you mean {" or ".join(repr(c) for c in close)}?' if close else \
+        f'registered names: {", ".join(names[:20])}{", ..." if len(names) > 20 else ""}.'
+    return (f'type={obj_type!r} is not a registered {name} (scope {scope}): {hint} '
+            'Fix the type in the config, or import the module that registers it (custom_imports).')
+
+
+class Registry(MMEngineRegistry):
+    """mmengine's ``Registry``; ``build`` of an unknown type suggests the nearest names."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _ALL.append(self)
+
+    def build(self, cfg, *args, **kwargs):
+        try:
+            return super().build(cfg, *args, **kwargs)
+        except KeyError as error:
+            message = str(error.args[0]) if error.args else ''
+            hint = None if 'did you mean' in message else unknown_type_hint(message)
+            if hint is None:
+                raise
+            raise KeyError(hint) from None
 
 # Runner machinery: child registries let a config with default_scope='rcnn_plugins' reach
 # mmengine's entries through the parent chain; LOOPS and HOOKS also hold our own (resumable train

@@ -1,5 +1,5 @@
 """Test a detector: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-[--show-dir DIR] [--show] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]``.
+[--show-dir DIR] [--show] [--unsafe-load] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]``.
 
 A thin wrapper over :func:`rcnn_plugins.cli.test_main` (also installed as ``rcnn-test``).
 """

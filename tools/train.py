@@ -1,5 +1,5 @@
 """Train a detector: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-[--auto-scale-lr] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]``.
+[--auto-scale-lr] [--unsafe-load] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]``.
 
 A thin wrapper over :func:`rcnn_plugins.cli.train_main` (also installed as ``rcnn-train``).
 """

@@ -15,7 +15,12 @@ default_hooks = dict(
     # IterBasedTrainLoop resolve to ours), a resumed run ends with the same weights as one
     # never interrupted, also from mid-epoch checkpoints (README "Resume").
     rng_state=dict(type='RNGStateHook'),
-    visualization=dict(type='DetVisualizationHook'))
+    visualization=dict(type='DetVisualizationHook'),
+    # Stops on a NaN/Inf loss or exploding gradients before the step, naming the iteration, the
+    # loss terms and the images; action='skip' / 'lower_lr' go on instead.
+    divergence_guard=dict(type='DivergenceGuardHook', action='stop', max_grad_norm=1e4),
+    # The heads' num_classes must equal the dataset's number of classes.
+    num_class_check=dict(type='NumClassCheckHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

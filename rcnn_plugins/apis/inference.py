@@ -17,7 +17,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from .. import engine  # noqa: F401  (checkpoint loading for torch >= 2.6)
+from ..engine.safe_load import allow_unsafe_load  # importing engine installs the safe loader
 from ..registry import MODELS
 from ..structures import DetDataSample
 
@@ -25,7 +25,7 @@ ImageType = Union[str, Path, np.ndarray]
 
 
 def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
-                  cfg_options: Optional[dict] = None) -> torch.nn.Module:
+                  cfg_options: Optional[dict] = None, unsafe_load: bool = False) -> torch.nn.Module:
     """Build the detector of a config, load a checkpoint into it and put it in eval mode.
 
     Args:
@@ -34,6 +34,10 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
             ``None`` keeps the freshly initialised weights.
         device: where the model runs, e.g. ``'cpu'`` or ``'cuda:0'``.
         cfg_options: overrides merged into the config, as ``--cfg-options`` does.
+        unsafe_load: load a checkpoint that the safe loader refuses (it needs pickle globals
+            beyond tensors, numpy and mmengine's history, see
+            :mod:`rcnn_plugins.engine.safe_load`) with ``weights_only=False``. It can run code:
+            only for files you trust.
 
     The class names stored in the checkpoint's ``meta.dataset_meta`` (written by the Runner) are
     attached as ``model.dataset_meta`` so predictions can be named.
@@ -48,12 +52,13 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
         model_cfg.backbone.init_cfg = None
     model = MODELS.build(model_cfg)
     model.cfg = cfg
-    if checkpoint is not None:
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
-        model.dataset_meta = ckpt.get('meta', {}).get('dataset_meta', None)
-    else:
-        model.init_weights()
-        model.dataset_meta = None
+    with allow_unsafe_load(unsafe_load):
+        if checkpoint is not None:
+            ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+            model.dataset_meta = ckpt.get('meta', {}).get('dataset_meta', None)
+        else:  # init_cfg may load weights too (Pretrained backbone)
+            model.init_weights()
+            model.dataset_meta = None
     return model.to(device).eval()
 
 

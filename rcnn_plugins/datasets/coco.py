@@ -21,6 +21,7 @@ outside the image are clipped to it. Everything else that is wrong is reported a
 import contextlib
 import io
 import json
+import math
 import os.path as osp
 from collections import Counter, defaultdict
 from typing import Dict, List
@@ -57,14 +58,16 @@ def load_json(path: str, backend_args=None) -> dict:
         raise DatasetError(f'annotation file {path} does not exist. Check data_root and ann_file.') from err
     except json.JSONDecodeError as err:
         raise DatasetError(f'annotation file {path} is not valid json: {err.msg} at line {err.lineno}, '
-                           f'column {err.colno}.') from err
+                           f'column {err.colno} (truncated or not a COCO json file?); fix or re-export '
+                           'it.') from err
     except UnicodeDecodeError as err:
         raise DatasetError(f'annotation file {path} is not valid json (not UTF-8 text): {err}.') from err
 
 
 def _is_number(value) -> bool:
-    # json numbers are int or float; bool is an int subclass but not a coordinate
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # json numbers are int or float; bool is an int subclass but not a coordinate. Python's json
+    # reads NaN / Infinity tokens: not coordinates either.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_box(value) -> bool:
@@ -169,8 +172,8 @@ class CocoDataset(BaseDetDataset):
 
         bad_boxes = [f'ann id {ann["id"]}: {ann["bbox"]!r}' for ann in raw['annotations'] if not _is_box(ann['bbox'])]
         if bad_boxes:
-            raise DatasetError(f'{src}: {len(bad_boxes)} annotations have a bbox that is not 4 numbers '
-                               f'[x, y, w, h]: {list_some(bad_boxes)}.')
+            raise DatasetError(f'{src}: {len(bad_boxes)} annotations have a bbox that is not 4 finite numbers '
+                               f'[x, y, w, h]: {list_some(bad_boxes)}; fix or remove them in the file.')
 
         cat_ids = {cat['id'] for cat in raw['categories']}
         file_names = {img['id']: img['file_name'] for img in raw['images']}

@@ -15,7 +15,7 @@ annotation file missing or unreadable                                  FATAL (pa
 annotation file not valid JSON / XML                                   FATAL (file, line, column)
 COCO json without ``images`` / ``categories``; record without fields   FATAL (file, record)
 COCO image without a positive width and height, or a repeated image id FATAL (file, image ids)
-box that is not 4 numbers                                              FATAL (file, record)
+box that is not 4 finite numbers (NaN, Infinity, text)                FATAL (file, record)
 COCO annotation whose ``category_id`` is not in ``categories``         FATAL (ann id, image id, file);
                                                                        ``skip_unknown_categories=True``:
                                                                        skipped, one warning

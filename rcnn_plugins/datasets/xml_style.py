@@ -160,8 +160,8 @@ class XMLDataset(BaseDetDataset):
             difficult = int(obj.findtext('difficult') or 0)
             # VOC pixels are numbered from 1; MMDetection 3.x subtracts 1 from all four values.
             bbox = [int(float(obj.findtext(f'bndbox/{key}'))) - 1 for key in _COORDS]
-        except (TypeError, ValueError):
-            self._problems.append(f'{ref}: <bndbox> needs numeric {", ".join(_COORDS)} '
+        except (TypeError, ValueError, OverflowError):  # missing, not a number, NaN, inf
+            self._problems.append(f'{ref}: <bndbox> needs finite numeric {", ".join(_COORDS)} '
                                   f'and <difficult> must be 0 or 1')
             return None
         bbox = self._sanitizer(bbox, width, height, ref)

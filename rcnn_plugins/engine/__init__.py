@@ -1,2 +1,3 @@
-"""Runner-side additions: hooks, and checkpoint loading that works with torch >= 2.6."""
-from . import checkpoint_loader  # noqa: F401  (registers the local-file checkpoint loader)
+"""Runner-side additions: hooks, and safe checkpoint loading (``weights_only=True`` with an
+allow-list, see :mod:`.safe_load`) for every mmengine checkpoint read."""
+from . import checkpoint_loader  # noqa: F401  (routes mmengine's checkpoint loaders through safe_load)

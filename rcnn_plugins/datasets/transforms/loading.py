@@ -7,10 +7,13 @@ scope, shadowing mmcv's), and add what detection training needs from them:
   BGR image: grayscale is replicated to 3 channels, alpha is dropped, 16-bit images are scaled
   to 8 bits (``round(v * 255 / 65535)``; OpenCV's own conversion would shift right by 8), and the
   EXIF orientation of JPEGs is applied (OpenCV does it unless told to ignore it). A missing file
-  or one that does not decode raises ``DatasetError`` naming the path.
+  or one that does not decode raises ``DatasetError`` naming the path and what is wrong (empty,
+  truncated JPEG / PNG, not an image). An image whose header announces more than ``max_pixels``
+  pixels is refused before decoding, so a 20000 x 20000 file costs a message, not 1.2 GB.
 - ``LoadAnnotations`` produces plain numpy arrays (no box classes) and also ``gt_ignore_flags``.
 """
-from typing import Optional
+import struct
+from typing import Optional, Tuple
 
 import cv2
 import mmcv
@@ -31,7 +34,16 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
     ``backend_args``); only ``color_type='color'`` (the default) gets the 3-channel uint8
     guarantee, other colour types return what ``mmcv.imfrombytes`` gives. With
     ``ignore_empty=True`` a missing or undecodable file gives None instead of an error.
+
+    Args:
+        max_pixels: images whose PNG / JPEG header says width x height is larger are refused
+            before decoding (default 150 M pixels, about 12000 x 12000: 450 MB decoded); None
+            turns the check off.
     """
+
+    def __init__(self, *args, max_pixels: Optional[int] = 150_000_000, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_pixels = max_pixels
 
     def transform(self, results: dict) -> Optional[dict]:
         path = results['img_path']
@@ -43,7 +55,15 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
         except OSError as err:  # FileNotFoundError, permission, is-a-directory
             if self.ignore_empty:
                 return None
-            raise DatasetError(f'cannot read image file {path}: {err}') from err
+            raise DatasetError(f'cannot read image file {path}: {err}; check data_root, data_prefix and '
+                               'the file names in the annotations') from err
+        size = header_size(img_bytes)
+        if self.max_pixels is not None and size is not None and size[0] * size[1] > self.max_pixels:
+            raise DatasetError(
+                f'image file {path} is {size[0]}x{size[1]} pixels ({size[0] * size[1] / 1e6:.0f} M), more '
+                f'than LoadImageFromFile(max_pixels={self.max_pixels}) allows (it would take '
+                f'{size[0] * size[1] * 3 / 2**30:.1f} GiB decoded): downscale or tile it, or raise max_pixels '
+                'in the pipeline.')
         try:
             img = self._decode(img_bytes)
         except ValueError as err:
@@ -51,8 +71,8 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
         if img is None or img.size == 0:
             if self.ignore_empty:
                 return None
-            raise DatasetError(f'cannot decode image file {path}: corrupt or not an image '
-                               f'({len(img_bytes)} bytes)')
+            raise DatasetError(f'cannot decode image file {path}: {_why_undecodable(img_bytes)}; '
+                               're-export or remove it')
         if self.to_float32:
             img = img.astype(np.float32)
         results['img'] = img
@@ -74,6 +94,42 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
         if img is None:
             return None
         return to_bgr_uint8(img)
+
+
+def header_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(width, height) from a PNG or JPEG header without decoding; None for other formats or a
+    header that cannot be parsed (the decoder then has the last word)."""
+    if data[:8] == b'\x89PNG\r\n\x1a\n' and data[12:16] == b'IHDR' and len(data) >= 24:
+        return struct.unpack('>II', data[16:24])
+    if data[:2] != b'\xff\xd8':
+        return None
+    i = 2
+    while i + 9 <= len(data):  # walk the JPEG segments up to the first start-of-frame
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack('>HH', data[i + 5:i + 9])
+            return width, height
+        i += 2 + struct.unpack('>H', data[i + 2:i + 4])[0]
+    return None
+
+
+def _why_undecodable(data: bytes) -> str:
+    if not data:
+        return 'the file is empty (0 bytes)'
+    if data[:2] == b'\xff\xd8':
+        if not data.rstrip(b'\x00').endswith(b'\xff\xd9'):
+            return f'truncated JPEG (no end-of-image marker after {len(data)} bytes)'
+        return f'corrupt JPEG data ({len(data)} bytes)'
+    if data[:8] == b'\x89PNG\r\n\x1a\n':
+        if b'IEND' not in data[-12:]:
+            return f'truncated PNG (no IEND chunk after {len(data)} bytes)'
+        return f'corrupt PNG data ({len(data)} bytes)'
+    return f'not an image in a format OpenCV reads (first bytes {data[:8]!r}, {len(data)} bytes)'
 
 
 def to_bgr_uint8(img: np.ndarray) -> np.ndarray:

@@ -13,13 +13,18 @@ changes only the order and the way files are written:
 2. ``last_checkpoint`` is updated the same way;
 3. only then are old checkpoints (``max_keep_ckpts``) and the previous best checkpoint removed.
 
+A process killed mid-write (``kill -9``, out of memory) cannot remove its temporary file; the
+next run's ``before_train`` removes such leftovers (hidden ``.NAME.tmpPID`` files whose process
+is gone) from the checkpoint and work directories.
+
 Remote storage backends (``backend_args`` for S3 and the like) have no rename; for them the hook
 keeps mmengine's behaviour.
 
-Loading those checkpoints with torch >= 2.6 is handled by :mod:`rcnn_plugins.engine.checkpoint_loader`.
+Those checkpoints are read back (safely, ``weights_only=True``) by :mod:`rcnn_plugins.engine.safe_load`.
 """
 import os
 import os.path as osp
+import re
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
@@ -61,6 +66,35 @@ def write_text_atomically(path: str, text: str) -> None:
             os.remove(tmp_path)
 
 
+_TMP_NAME = re.compile(r'^\.(?P<name>.+)\.tmp(?P<pid>\d+)$')
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_partials(folder: str) -> list:
+    """Remove the temporary files (``.NAME.tmpPID``) that killed saves left in ``folder``;
+    files of processes still running (a concurrent save) are kept. Returns the removed paths."""
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    for entry in os.listdir(folder):
+        match = _TMP_NAME.match(entry)
+        if match and not _process_alive(int(match['pid'])):
+            path = osp.join(folder, entry)
+            if osp.isfile(path):
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
 class _AtomicSaveRunner:
     """Stands in for the runner inside mmengine's ``_save_best_checkpoint`` so that its
     ``runner.save_checkpoint`` call goes through :meth:`CheckpointHook._save_atomically`;
@@ -83,6 +117,14 @@ class CheckpointHook(MMEngineCheckpointHook):
 
     def _is_local(self) -> bool:
         return isinstance(self.file_backend, LocalBackend)
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if self._is_local() and is_main_process():
+            for folder in {self.out_dir, runner.work_dir}:
+                for path in remove_stale_partials(folder):
+                    runner.logger.warning(f'Removed {path}: a partial checkpoint left by a save that '
+                                          'was killed; the complete checkpoints are untouched.')
 
     def _save_atomically(self, runner, out_dir, filename, *args, **kwargs) -> None:
         """``runner.save_checkpoint`` into a temporary file, then rename it onto ``filename``."""
