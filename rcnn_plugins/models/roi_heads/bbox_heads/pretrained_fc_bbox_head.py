@@ -48,8 +48,8 @@ class PretrainedFCBBoxHead(Shared2FCBBoxHead):
 
     def init_weights(self) -> None:
         """Default init (Xavier fcs, Normal predictors), then the fcs' weights from ``fc_checkpoint``."""
-        super().init_weights()
         _check_torchvision_checkpoint_cached(self.fc_checkpoint)
+        super().init_weights()
         ckpt = CheckpointLoader.load_checkpoint(self.fc_checkpoint, map_location='cpu')
         state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
         for fc, key in zip(self.shared_fcs, self.fc_keys):
