@@ -216,3 +216,36 @@ def test_ohem_config_trains_and_predicts():
     assert isinstance(sampler, OHEMSampler) and sampler.context is model.roi_head
     assert (sampler.num, sampler.pos_fraction) == (512, 0.25)
     train_step_and_predict(model)
+
+
+def small_head(path, **kwargs):
+    return MODELS.build(dict(type='PretrainedFCBBoxHead', fc_checkpoint=str(path), in_channels=8, roi_feat_size=7,
+                             fc_out_channels=16, num_classes=3, **kwargs))
+
+
+def test_pretrained_fc_head_local_file_dropout_and_errors(tmp_path):
+    torch.manual_seed(0)
+    fc6, fc7 = torch.nn.Linear(8 * 49, 16), torch.nn.Linear(16, 16)
+    state = {'classifier.0.weight': fc6.weight, 'classifier.0.bias': fc6.bias,
+             'classifier.3.weight': fc7.weight, 'classifier.3.bias': fc7.bias}
+    path = tmp_path / 'fcs.pth'
+    torch.save(dict(state_dict=state), path)  # an mmengine-style checkpoint: read from its state_dict
+    head = small_head(path, dropout=0.5)
+    head.init_weights()
+    x = torch.rand(5, 8, 7, 7)
+    expected = torch.relu(fc7(torch.relu(fc6(x.flatten(1)))))
+    head.eval()
+    with torch.no_grad():
+        cls_score, bbox_pred = head(x)
+        torch.testing.assert_close(cls_score, head.fc_cls(expected))
+        torch.testing.assert_close(bbox_pred, head.fc_reg(expected))
+    head.train()
+    assert not torch.equal(head(x)[0], head(x)[0])  # dropout is on while training only
+
+    with pytest.raises(ValueError, match=r'in_channels \* roi_feat_size\*\*2'):
+        MODELS.build(dict(type='PretrainedFCBBoxHead', fc_checkpoint=str(path), in_channels=4,
+                          fc_out_channels=16, num_classes=3)).init_weights()
+    with pytest.raises(KeyError, match='has no fc6.weight'):
+        small_head(path, fc_keys=('fc6', 'fc7')).init_weights()
+    with pytest.raises(ValueError, match='one checkpoint layer per shared fc'):
+        small_head(path, fc_keys=('classifier.0', ))
