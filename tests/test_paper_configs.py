@@ -249,3 +249,16 @@ def test_pretrained_fc_head_local_file_dropout_and_errors(tmp_path):
         small_head(path, fc_keys=('fc6', 'fc7')).init_weights()
     with pytest.raises(ValueError, match='one checkpoint layer per shared fc'):
         small_head(path, fc_keys=('classifier.0', ))
+
+
+@pytest.mark.parametrize('path', [VOC07, LUMINOTH], ids=osp.basename)
+def test_rcnn_targets_ignore_proposals_under_iou_0_1(path):
+    assigner = TASK_UTILS.build(Config.fromfile(path).model.train_cfg.rcnn.assigner)
+    gt = InstanceData(bboxes=torch.tensor([[0., 0., 100., 100.]]), labels=torch.tensor([2]))
+    # IoU with the gt: 1, 0.5, 0.49, 0.1, 0.09, 0 (boxes [0, 0, 100, w] of area 100 w: IoU = w / 100).
+    widths = torch.tensor([100., 50., 49., 10., 9.])
+    priors = torch.cat([torch.stack([torch.zeros(5), torch.zeros(5), torch.full((5, ), 100.), widths], 1),
+                        torch.tensor([[200., 200., 300., 300.]])])
+    res = assigner.assign(InstanceData(priors=priors), gt)
+    assert res.gt_inds.tolist() == [1, 1, 0, 0, -1, -1]
+    assert res.labels.tolist() == [2, 2, -1, -1, -1, -1]
