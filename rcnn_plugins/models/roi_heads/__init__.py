@@ -1,6 +1,7 @@
 """Second-stage (RoI) heads: RoI feature extractors, box heads and the head that ties them."""
-from .bbox_heads import BBoxHead, ConvFCBBoxHead, Shared2FCBBoxHead
+from .bbox_heads import BBoxHead, ConvFCBBoxHead, PretrainedFCBBoxHead, Shared2FCBBoxHead
 from .roi_extractors import SingleRoIExtractor
 from .standard_roi_head import StandardRoIHead
 
-__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'SingleRoIExtractor', 'StandardRoIHead']
+__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'PretrainedFCBBoxHead', 'Shared2FCBBoxHead', 'SingleRoIExtractor',
+           'StandardRoIHead']

@@ -36,7 +36,8 @@ class StandardRoIHead(BaseModule):
         if train_cfg is not None:
             require_cfg(train_cfg, ('assigner', 'sampler'), 'StandardRoIHead train_cfg (train_cfg.rcnn)')
             self.bbox_assigner = TASK_UTILS.build(train_cfg['assigner'])
-            self.bbox_sampler = TASK_UTILS.build(train_cfg['sampler'])
+            # Every sampler gets the head (MMDetection's interface): OHEMSampler runs its box branch.
+            self.bbox_sampler = TASK_UTILS.build(train_cfg['sampler'], default_args=dict(context=self))
 
     def _bbox_forward(self, x: Sequence[Tensor], rois: Tensor) -> Tuple[Tensor, Tensor]:
         """(R, 5) rois -> cls_score (R, num_classes + 1), bbox_pred (R, 4*C or 4)."""
@@ -66,10 +67,12 @@ class StandardRoIHead(BaseModule):
                              f'{len(batch_data_samples)} images')
         gts, ignores, _ = unpack_gt_instances(batch_data_samples)
         sampling_results = []
-        for proposals, gt, ignore in zip(rpn_results_list, gts, ignores):
+        for i, (proposals, gt, ignore) in enumerate(zip(rpn_results_list, gts, ignores)):
             pred = InstanceData(priors=proposals.bboxes.detach())
             assign_result = self.bbox_assigner.assign(pred, gt, ignore)
-            sampling_results.append(self.bbox_sampler.sample(assign_result, pred, gt))
+            # feats: this image's maps, (1, C, H_l, W_l) per level, for samplers that score RoIs (OHEM).
+            sampling_results.append(self.bbox_sampler.sample(assign_result, pred, gt,
+                                                             feats=[lvl[i][None] for lvl in x]))
         rois = bbox2roi([res.priors for res in sampling_results])
         cls_score, bbox_pred = self._bbox_forward(x, rois)
         out = self.bbox_head.loss_and_target(cls_score, bbox_pred, rois, sampling_results, self.train_cfg)

@@ -3,7 +3,7 @@ assigners, samplers, box coders). Importing this package registers them all in `
 from .assigners import AssignResult, BboxOverlaps2D, MaxIoUAssigner
 from .coders import DeltaXYWHBBoxCoder
 from .prior_generators import AnchorGenerator
-from .samplers import RandomSampler, SamplingResult
+from .samplers import OHEMSampler, RandomSampler, SamplingResult
 
-__all__ = ['AnchorGenerator', 'AssignResult', 'BboxOverlaps2D', 'MaxIoUAssigner', 'RandomSampler',
+__all__ = ['AnchorGenerator', 'AssignResult', 'BboxOverlaps2D', 'MaxIoUAssigner', 'OHEMSampler', 'RandomSampler',
            'SamplingResult', 'DeltaXYWHBBoxCoder']

@@ -1,5 +1,6 @@
 """Second-stage box heads."""
 from .bbox_head import BBoxHead
 from .convfc_bbox_head import ConvFCBBoxHead, Shared2FCBBoxHead
+from .pretrained_fc_bbox_head import PretrainedFCBBoxHead
 
-__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead']
+__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'PretrainedFCBBoxHead']

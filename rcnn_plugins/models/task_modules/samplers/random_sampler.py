@@ -20,10 +20,13 @@ class RandomSampler:
         pos_fraction: upper bound on the fraction of positives.
         neg_pos_ub: if >= 0, at most ``neg_pos_ub * max(1, num_pos)`` negatives.
         add_gt_as_proposals: prepend the gt boxes to the priors as positives (RoI head).
+        context: the RoI head that builds the sampler; ``StandardRoIHead`` passes itself to every
+            sampler, as MMDetection does, for samplers that run its box branch (``OHEMSampler``).
+            Random sampling does not use it.
     """
 
     def __init__(self, num: int, pos_fraction: float, neg_pos_ub: float = -1,
-                 add_gt_as_proposals: bool = True) -> None:
+                 add_gt_as_proposals: bool = True, context=None) -> None:
         if num <= 0 or not 0 <= pos_fraction <= 1:
             raise ValueError(f'RandomSampler: need num > 0 and 0 <= pos_fraction <= 1, '
                              f'got num={num}, pos_fraction={pos_fraction}')
@@ -46,6 +49,14 @@ class RandomSampler:
             inds = self.random_choice(inds, num_expected).sort().values
         return inds
 
+    def _sample_pos(self, assign_result: AssignResult, num_expected: int, priors: Tensor, **kwargs) -> Tensor:
+        """Sorted indices of at most ``num_expected`` positive priors."""
+        return self._sample(assign_result.gt_inds > 0, num_expected)
+
+    def _sample_neg(self, assign_result: AssignResult, num_expected: int, priors: Tensor, **kwargs) -> Tensor:
+        """Sorted indices of at most ``num_expected`` negative priors."""
+        return self._sample(assign_result.gt_inds == 0, num_expected)
+
     def sample(self, assign_result: AssignResult, pred_instances: InstanceData, gt_instances: InstanceData,
                **kwargs) -> SamplingResult:
         """Sample priors of one image.
@@ -55,6 +66,8 @@ class RandomSampler:
                 when gts are added as proposals.
             pred_instances: ``priors`` (N, 4).
             gt_instances: ``bboxes`` (G, 4), ``labels`` (G,).
+            **kwargs: given to ``_sample_pos`` / ``_sample_neg`` (the RoI head passes ``feats``,
+                the image's feature maps, for ``OHEMSampler``).
         """
         priors = pred_instances.priors
         gt_bboxes = gt_instances.bboxes
@@ -70,11 +83,11 @@ class RandomSampler:
             gt_flags = torch.cat([gt_flags.new_ones(gt_bboxes.shape[0]), gt_flags])
 
         num_expected_pos = int(self.num * self.pos_fraction)
-        pos_inds = self._sample(assign_result.gt_inds > 0, num_expected_pos)
+        pos_inds = self._sample_pos(assign_result, num_expected_pos, priors, **kwargs)
         num_expected_neg = self.num - pos_inds.numel()
         if self.neg_pos_ub >= 0:
             num_expected_neg = min(num_expected_neg, int(self.neg_pos_ub * max(1, pos_inds.numel())))
-        neg_inds = self._sample(assign_result.gt_inds == 0, num_expected_neg)
+        neg_inds = self._sample_neg(assign_result, num_expected_neg, priors, **kwargs)
 
         return SamplingResult(pos_inds=pos_inds, neg_inds=neg_inds, priors=priors, gt_bboxes=gt_bboxes,
                               assign_result=assign_result, gt_flags=gt_flags)
