@@ -113,7 +113,11 @@ class DeltaXYWHBBoxCoder:
     def _clip(boxes: Tensor, max_shape) -> Tensor:
         """Clip (..., C, 4) boxes to one (h, w), or per leading batch index to (B, 2) shapes."""
         if isinstance(max_shape, Tensor) or isinstance(max_shape[0], (tuple, list, Tensor)):
-            hw = torch.as_tensor(max_shape, dtype=boxes.dtype, device=boxes.device).reshape(-1, 2)
+            if isinstance(max_shape, Tensor):
+                # kept in the graph when traced (ONNX export with dynamic sizes reads it from the input shape)
+                hw = max_shape.to(dtype=boxes.dtype, device=boxes.device).reshape(-1, 2)
+            else:
+                hw = torch.as_tensor(max_shape, dtype=boxes.dtype, device=boxes.device).reshape(-1, 2)
             if boxes.dim() < 4 or hw.size(0) != boxes.size(0):
                 raise ValueError(f'DeltaXYWHBBoxCoder.decode: per-image max_shape needs boxes with a leading batch '
                                  f'dim of the same size, got {hw.size(0)} shapes for boxes {tuple(boxes.shape)}')
