@@ -95,15 +95,19 @@ class ONNXDetector:
         config: a config (path or ``Config``) to take the preprocessing and class names from instead
             of the file's metadata (for ONNX files written elsewhere).
         threads: onnxruntime intra-op threads (None: its default).
+        denormal_as_zero: flush denormal floats to zero (as ``torch.set_flush_denormal(True)``);
+            random or barely trained weights produce denormals, which are slow on CPUs.
     """
 
-    def __init__(self, path: str, config=None, threads: Optional[int] = None) -> None:
+    def __init__(self, path: str, config=None, threads: Optional[int] = None, denormal_as_zero: bool = False) -> None:
         import onnxruntime as ort
         if not os.path.isfile(path):
             raise FileNotFoundError(f'{path}: no such ONNX file')
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        if denormal_as_zero:
+            options.add_session_config_entry('session.set_denormal_as_zero', '1')
         self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
         stored = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if config is not None:

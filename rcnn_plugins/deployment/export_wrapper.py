@@ -12,8 +12,8 @@ extractor's level mapping and RoIAlign layers, the box head, ``multiclass_nms``)
 
 Boxes are clipped to the tensor (H, W), as ``predict`` does with ``img_shape = (H, W)``; mapping
 them back to the original image is the caller's (``rcnn_plugins.deployment.postprocess``).
-Sizes and the clipping bounds are read from the tensor's shape in the graph, so an export with
-dynamic H, W stays correct at other sizes (each level needs at least ``nms_pre`` anchors).
+Sizes, top-k counts and the clipping bounds are read from the tensor's shape in the graph, so an
+export with dynamic H, W stays correct at other sizes.
 """
 from typing import List, Sequence, Tuple
 
