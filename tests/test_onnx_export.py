@@ -135,14 +135,15 @@ def test_dynamic_onnx_and_run_onnx_tool(demo):
 def test_torch_export_program(demo):
     from rcnn_plugins.deployment.export import export_torch
     from rcnn_plugins.deployment.export_wrapper import DetectorExportWrapper
-    out = export_torch(demo['model'], str(demo['tmp'] / 'model.pt2'), (320, 320))
+    out = export_torch(demo['model'], str(demo['tmp'] / 'model.pt2'), (320, 320), dynamic=True)
     extra = {'rcnn_plugins.json': ''}
     program = torch.export.load(out, extra_files=extra)
-    assert json.loads(extra['rcnn_plugins.json'])['preprocess']['shape'] == [320, 320]
+    assert json.loads(extra['rcnn_plugins.json'])['preprocess']['shape'] is None  # dynamic
     torch.manual_seed(2)
-    x = torch.randn(1, 3, 320, 320)
-    with torch.no_grad():
-        assert_same_detections(program.module()(x), DetectorExportWrapper(demo['model'])(x))
+    for size in ((320, 320), (256, 416)):
+        x = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            assert_same_detections(program.module()(x), DetectorExportWrapper(demo['model'])(x))
 
 
 def test_errors_are_clear(demo, tmp_path):

@@ -71,17 +71,27 @@ def export_onnx(model, out: str, shape: Sequence[int], dynamic: bool = False, op
     return out
 
 
-def export_torch(model, out: str, shape: Sequence[int]) -> str:
-    """Write ``model``'s predict path as a ``torch.export`` program (``.pt2``), for a fixed (H, W).
+def export_torch(model, out: str, shape: Sequence[int], dynamic: bool = False) -> str:
+    """Write ``model``'s predict path as a ``torch.export`` program (``.pt2``).
+
+    Args:
+        model, out, shape: as :func:`export_onnx` (``shape`` is the example input's size).
+        dynamic: height and width are dynamic dimensions (multiples of 32, 64 to 4096 pixels).
 
     Load it with ``torch.export.load(out).module()``; it takes and returns what
     ``DetectorExportWrapper`` does.
     """
-    meta = _metadata(model, shape)
+    meta = _metadata(model, None if dynamic else shape)
     wrapper = DetectorExportWrapper(model)
     x = _example_input(meta['preprocess'], shape)
+    dynamic_shapes = None
+    if dynamic:
+        from torch.export import Dim
+        # The FPN halves the input 5 times: sizes are multiples of 32 (preprocess pads to that).
+        h32, w32 = Dim('height_div_32', min=2, max=128), Dim('width_div_32', min=2, max=128)
+        dynamic_shapes = {'image': {2: 32 * h32, 3: 32 * w32}}
     with torch.no_grad():
-        program = torch.export.export(wrapper, (x,))
+        program = torch.export.export(wrapper, (x,), dynamic_shapes=dynamic_shapes)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     torch.export.save(program, out, extra_files={f'{METADATA_KEY}.json': json.dumps(meta)})
     return out

@@ -61,10 +61,8 @@ class DetectorExportWrapper(nn.Module):
         """(1, 3, H, W) float -> boxes (K, 4), scores (K,), labels (K,)."""
         feats = self.detector.extract_feat(image)
         # (1, 2) = (h, w) of the input, taken from the graph's shape so dynamic sizes clip right.
-        if torch.jit.is_tracing():
-            hw = torch._shape_as_tensor(image)[2:].to(torch.float32)[None]
-        else:
-            hw = image.new_tensor(image.shape[2:], dtype=torch.float32)[None]
+        # (Counting ones keeps the sizes symbolic for both ONNX tracing and torch.export.)
+        hw = torch.stack([torch.ones_like(image[0, 0, :, 0]).sum(), torch.ones_like(image[0, 0, 0, :]).sum()])[None]
         proposals = self.proposals(feats, hw)
         return self.detections(feats, proposals, hw)
 
@@ -86,7 +84,9 @@ class DetectorExportWrapper(nn.Module):
             reg = reg[0].permute(1, 2, 0).reshape(-1, 4)
             score = cls.sigmoid()[:, 0] if head.use_sigmoid_cls else cls.softmax(-1)[:, 0]
             if nms_pre > 0:
-                score, inds = score.topk(_topk_min(score, nms_pre, 0))
+                # k = min(nms_pre, anchors of the level) as a graph value, not the traced size's.
+                k = _topk_min(score, nms_pre, 0) if torch.jit.is_tracing() else torch.sym_min(nms_pre, score.size(0))
+                score, inds = score.topk(k)
                 reg, anchors = reg[inds], anchors[inds]
             boxes.append(head.bbox_coder.decode(anchors[None], reg[None], max_shape=hw)[0])
             scores.append(score)
