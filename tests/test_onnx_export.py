@@ -120,7 +120,8 @@ def test_dynamic_onnx_and_run_onnx_tool(demo):
 
     dets = str(demo['tmp'] / 'dets.json')
     vis = str(demo['tmp'] / 'vis.jpg')
-    stdout = run_tool('tools/deployment/run_onnx.py', out, demo['img'], '--score-thr', '0', '--out', dets, '--show', vis)
+    stdout = run_tool('tools/deployment/run_onnx.py', out, demo['img'], '--score-thr', '0', '--out', dets,
+                      '--show', vis)
     records = json.load(open(dets))
     assert len(stdout.strip().splitlines()) == len(records)
     assert records[0]['class'] in demo['cfg'].classes

@@ -30,7 +30,8 @@ def main(argv=None):
     model = init_detector(args.config, args.checkpoint, cfg_options=options)
     result = measure_latency(model, args.shape, args.runs, args.warmup, args.threads)
     print(json.dumps(result))
-    print(f"{args.shape[0]}x{args.shape[1]}, {args.threads} threads: onnxruntime {result['onnxruntime_s'] * 1000:.0f} ms, "
+    print(f"{args.shape[0]}x{args.shape[1]}, {args.threads} threads: "
+          f"onnxruntime {result['onnxruntime_s'] * 1000:.0f} ms, "
           f"eager PyTorch {result['eager_s'] * 1000:.0f} ms (median of {args.runs})")
 
 

@@ -1,7 +1,8 @@
 """Export a detector's whole predict path (backbone to the final class-wise NMS) for deployment.
 
 ``python tools/deployment/export.py CONFIG CHECKPOINT --format onnx [--shape 800 1216] [--dynamic] --out model.onnx``
-``python tools/deployment/export.py CONFIG CHECKPOINT --format torch_export [--shape 800 1216] [--dynamic] --out model.pt2``
+``python tools/deployment/export.py CONFIG CHECKPOINT --format torch_export [--shape 800 1216] [--dynamic]
+--out model.pt2``
 
 The graph takes one normalised, padded image tensor (1, 3, H, W) and returns ``boxes`` (K, 4) in
 pixels of that tensor, ``scores`` (K,), ``labels`` (K,). ``tools/deployment/run_onnx.py`` (or
@@ -37,7 +38,8 @@ def main(argv=None):
             export_torch(model, args.out, args.shape, dynamic=args.dynamic)
     except (FileNotFoundError, ValueError, TypeError) as err:
         sys.exit(f'error: {err}')
-    print(f'wrote {args.out} ({args.format}, input (1, 3, {"H, W" if args.dynamic else ", ".join(map(str, args.shape))}))')
+    size = 'H, W' if args.dynamic else ', '.join(map(str, args.shape))
+    print(f'wrote {args.out} ({args.format}, input (1, 3, {size}))')
 
 
 if __name__ == '__main__':

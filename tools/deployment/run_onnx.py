@@ -1,6 +1,7 @@
 """Run an exported ONNX detector with onnxruntime on an image and print / write its detections.
 
-``python tools/deployment/run_onnx.py model.onnx IMAGE [--config CONFIG] [--score-thr 0.3] [--out dets.json] [--show out.jpg]``
+``python tools/deployment/run_onnx.py model.onnx IMAGE [--config CONFIG] [--score-thr 0.3] [--out dets.json]
+[--show out.jpg]``
 
 Preprocessing (resize, normalisation, padding) comes from the file's metadata (written by
 ``tools/deployment/export.py``) or from ``--config``; boxes are printed in pixels of IMAGE.
