@@ -124,3 +124,24 @@ def test_sparse_priors_and_deprecated_grid_anchors():
     with pytest.warns(DeprecationWarning, match='grid_priors'):
         legacy = gen.grid_anchors([(3, 5)])
     assert len(legacy) == 1 and torch.equal(legacy[0], gen.grid_priors([(3, 5)])[0])
+
+
+def test_torchvision_anchors_round_and_stride_from_input_size():
+    """round_base_anchors + stride_from_input_size give torchvision's AnchorGenerator's anchors,
+    here on a 320 x 416 input whose P6 has 7 columns (stride 416 // 7 = 59) and 5 rows (64)."""
+    from torchvision.models.detection.anchor_utils import AnchorGenerator as TVAnchorGenerator
+    from torchvision.models.detection.image_list import ImageList
+    gen = AnchorGenerator(strides=[4, 8, 16, 32, 64], ratios=[0.5, 1.0, 2.0], scales=[8], round_base_anchors=True,
+                          stride_from_input_size=True)
+    # 45.25 x 22.63 -> [-23, -11, 23, 11] (torch.round)
+    assert gen.base_anchors[0][0].tolist() == [-23., -11., 23., 11.]
+    sizes = [(80, 104), (40, 52), (20, 26), (10, 13), (5, 7)]
+    tv = TVAnchorGenerator(((32,), (64,), (128,), (256,), (512,)), ((0.5, 1.0, 2.0),) * 5)
+    images = ImageList(torch.zeros(1, 3, 320, 416), [(320, 400)])
+    expected = tv(images, [torch.zeros(1, 1, h, w) for h, w in sizes])[0]
+    assert torch.equal(torch.cat(gen.grid_priors(sizes)), expected)
+    # 2nd cell of P6, ratio 0.5: 724.08 x 362.04 -> half sides 362, 181, centred at x = 59
+    assert gen.grid_priors(sizes)[4][3].tolist() == [59 - 362, -181, 59 + 362, 181]
+    # Defaults unchanged: nominal stride 64, fractional anchors.
+    plain = AnchorGenerator(strides=[4, 8, 16, 32, 64], ratios=[0.5, 1.0, 2.0], scales=[8])
+    assert plain.grid_priors(sizes)[4][3, 0].item() == pytest.approx(64 - 362.039, abs=1e-3)

@@ -293,3 +293,37 @@ def test_extractor_fewer_maps_than_strides_and_roi_scale_factor():
     single = ext(feats[:1], rois[:1], roi_scale_factor=2.0)
     assert torch.allclose(single, roi_align(feats[0], big[:1], 7, spatial_scale=1 / 4, sampling_ratio=0, aligned=True),
                           atol=1e-6)
+
+
+def test_map_roi_levels_torchvision_rule():
+    """canonical_scale=224, canonical_level=4: torchvision's LevelMapper on strides 4..32
+    (k_min 2, k_max 5): same boundaries as finest_scale=56 (112 -> 1, 111.9 -> 0, 448 -> 3)."""
+    from torchvision.ops.poolers import LevelMapper
+    ext = SingleRoIExtractor(roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=2, aligned=False),
+                             out_channels=4, featmap_strides=[4, 8, 16, 32], canonical_scale=224, canonical_level=4)
+    sides = torch.tensor([20., 56., 111.9, 112., 223.9, 224., 447.9, 448., 1000.])
+    rois = torch.cat([torch.zeros(len(sides), 1), torch.zeros(len(sides), 2), sides[:, None], sides[:, None]], 1)
+    assert ext.map_roi_levels(rois, 4).tolist() == [0, 0, 0, 1, 1, 2, 2, 3, 3]
+    torch.manual_seed(0)
+    boxes = torch.rand(500, 2) * 300
+    boxes = torch.cat([boxes, boxes + torch.rand(500, 2) * 600 + 1e-3], 1)
+    rois = torch.cat([torch.zeros(500, 1), boxes], 1)
+    assert torch.equal(ext.map_roi_levels(rois, 4), LevelMapper(2, 5)([boxes]))
+    with pytest.raises(ValueError, match='power-of-two'):
+        SingleRoIExtractor(roi_layer=dict(type='RoIAlign', output_size=7), out_channels=4, featmap_strides=[6, 12],
+                           canonical_scale=224)
+
+
+def test_predict_by_feat_min_bbox_size():
+    """min_bbox_size drops class boxes whose side (resized-image pixels) is not above it, before NMS."""
+    head = bbox_head(num_classes=2)
+    rois = torch.tensor([[0., 10., 20., 50., 60.], [0., 5., 5., 5.005, 15.]])  # RoI 1: 0.005 px wide
+    cls = torch.tensor([[-5., 5., -5.], [5., -5., -5.]])
+    reg = torch.zeros(2, 8)
+    meta = dict(img_shape=(100, 100), scale_factor=(2.0, 4.0))
+    keep_all = head.predict_by_feat((rois,), (cls,), (reg,), [meta], RCNN_TEST)[0]
+    assert sorted(keep_all.labels.tolist()) == [0, 1]
+    cfg = dict(RCNN_TEST, min_bbox_size=1e-2)
+    res = head.predict_by_feat((rois,), (cls,), (reg,), [meta], cfg, rescale=True)[0]
+    assert res.labels.tolist() == [1]
+    assert torch.allclose(res.bboxes, torch.tensor([[5., 5., 25., 15.]]), atol=1e-4)

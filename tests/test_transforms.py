@@ -259,3 +259,25 @@ def test_test_pipeline_keeps_ground_truth_in_original_pixels(tmp_path):
     assert sample.gt_instances.bboxes.tolist() == [[10, 5, 30, 15]]
     assert sample.ignored_instances.bboxes.tolist() == [[0, 0, 4, 4]]
     assert sample.instances == instances
+
+
+def test_resize_torch_backend_is_torchvisions_resize():
+    """backend='torch': sizes floored (640 * 5/3 = 1066.7 -> 1066, cv2 rounds to 1067), float32
+    output equal to torchvision's bilinear resize of the same float image."""
+    from torchvision.models.detection.transform import _resize_image_and_masks
+    rng = np.random.RandomState(0)
+    img = rng.randint(0, 256, (480, 640, 3)).astype(np.uint8)
+    boxes = np.array([[10, 20, 100, 200]], np.float32)
+    out = Resize(scale=(1333, 800), keep_ratio=True, backend='torch')(dict(img=img, gt_bboxes=boxes))
+    assert out['img'].shape == (800, 1066, 3) and out['img'].dtype == np.float32
+    assert out['img_shape'] == (800, 1066) and out['scale_factor'] == (1066 / 640, 800 / 480)
+    np.testing.assert_allclose(out['gt_bboxes'][0], [10 * 1066 / 640, 20 * 5 / 3, 100 * 1066 / 640, 200 * 5 / 3],
+                               rtol=1e-6)
+    expected, _ = _resize_image_and_masks(torch.from_numpy(img).permute(2, 0, 1).float(), 800, 1333)
+    assert torch.equal(torch.from_numpy(out['img']).permute(2, 0, 1), expected)
+    fixed = Resize(scale=(100, 50), backend='torch')(dict(img=img[..., 0]))
+    assert fixed['img'].shape == (50, 100) and fixed['scale_factor'] == (100 / 640, 50 / 480)
+    with pytest.raises(ValueError, match="interpolation='bilinear'"):
+        Resize(scale=(100, 50), backend='torch', interpolation='nearest')
+    with pytest.raises(ValueError, match='backend must be'):
+        Resize(scale=(100, 50), backend='opencv')

@@ -171,38 +171,15 @@ def build_tv(cfg, size, device='cpu', keep_resize=False):
 
 
 def _tv_to_ours_key_map(tv_sd, ours_sd):
-    """Map torchvision state_dict keys to ours (MMDetection names); returns {ours_key: tensor}."""
-    out = {}
-    for k, v in tv_sd.items():
-        nk = None
-        if k.startswith('backbone.body.'):
-            nk = 'backbone.' + k[len('backbone.body.'):]
-        elif k.startswith('backbone.fpn.inner_blocks.'):
-            i, rest = k[len('backbone.fpn.inner_blocks.'):].split('.', 1)
-            nk = f'neck.lateral_convs.{i}.conv.' + rest.split('.', 1)[1]
-        elif k.startswith('backbone.fpn.layer_blocks.'):
-            i, rest = k[len('backbone.fpn.layer_blocks.'):].split('.', 1)
-            nk = f'neck.fpn_convs.{i}.conv.' + rest.split('.', 1)[1]
-        elif k.startswith('rpn.head.conv.'):
-            nk = 'rpn_head.rpn_conv.' + k.rsplit('.', 1)[1]
-        elif k.startswith('rpn.head.cls_logits.'):
-            nk = 'rpn_head.rpn_cls.' + k.rsplit('.', 1)[1]
-        elif k.startswith('rpn.head.bbox_pred.'):
-            nk = 'rpn_head.rpn_reg.' + k.rsplit('.', 1)[1]
-        elif k.startswith('roi_heads.box_head.fc6.'):
-            nk = 'roi_head.bbox_head.shared_fcs.0.' + k.rsplit('.', 1)[1]
-        elif k.startswith('roi_heads.box_head.fc7.'):
-            nk = 'roi_head.bbox_head.shared_fcs.1.' + k.rsplit('.', 1)[1]
-        elif k.startswith('roi_heads.box_predictor.cls_score.'):
-            # torchvision: background is class 0; ours: background is the last class.
-            v = torch.cat([v[1:], v[:1]], 0)
-            nk = 'roi_head.bbox_head.fc_cls.' + k.rsplit('.', 1)[1]
-        elif k.startswith('roi_heads.box_predictor.bbox_pred.'):
-            v = v[4:]   # drop the background regressor (ours has none)
-            nk = 'roi_head.bbox_head.fc_reg.' + k.rsplit('.', 1)[1]
-        if nk is not None and nk in ours_sd and ours_sd[nk].shape == v.shape:
-            out[nk] = v
-    return out
+    """Map torchvision state_dict keys to ours (MMDetection names); returns {ours_key: tensor}.
+
+    The mapping is the weight converter's (``rcnn_plugins.models.converters.torchvision``:
+    background logit moved last, background regressor dropped); tensors our model lacks or holds in
+    another shape are left out.
+    """
+    from rcnn_plugins.models.converters import torchvision_to_rcnn
+    mapped, _ = torchvision_to_rcnn(tv_sd, src='torchvision model')
+    return {k: v for k, v in mapped.items() if k in ours_sd and ours_sd[k].shape == v.shape}
 
 
 def share_weights(ours, tv, cls_gain=8.0):

@@ -140,8 +140,11 @@ class BBoxHead(BaseModule):
         Args:
             rois / cls_scores / bbox_preds: per image (R_i, 5) / (R_i, num_classes + 1) / (R_i, 4*C or 4).
             batch_img_metas: per image metainfo: ``img_shape`` (h, w), ``scale_factor`` (w, h).
-            rcnn_test_cfg: ``score_thr``, ``nms``, ``max_per_img``; None returns every RoI's
-                per-class boxes (R, 4*C) and scores (R, num_classes + 1) without NMS.
+            rcnn_test_cfg: ``score_thr``, ``nms``, ``max_per_img``, optional ``min_bbox_size``
+                (drop class boxes whose width or height, in resized-image pixels, is not above
+                it, before NMS, as torchvision's ``remove_small_boxes``; default -1: keep all);
+                None returns every RoI's per-class boxes (R, 4*C) and scores (R, num_classes + 1)
+                without NMS.
             rescale: map boxes to original-image pixels (divide by scale_factor).
 
         Returns:
@@ -159,6 +162,11 @@ class BBoxHead(BaseModule):
             num_reg = 1 if self.reg_class_agnostic else self.num_classes
             priors = roi[:, 1:].float().repeat_interleave(num_reg, dim=0)
             bboxes = self.bbox_coder.decode(priors, bbox_pred.float().reshape(-1, 4), max_shape=meta['img_shape'][:2])
+            min_size = -1 if rcnn_test_cfg is None else rcnn_test_cfg.get('min_bbox_size', -1)
+            if min_size >= 0:
+                # A too-small class box can never pass the score threshold; its box stays put.
+                small = ((bboxes[:, 2:] - bboxes[:, :2]) <= min_size).any(-1).view(num_rois, num_reg)
+                scores = torch.cat([scores[:, :-1].masked_fill(small, float('-inf')), scores[:, -1:]], dim=1)
             if rescale:
                 sf = meta['scale_factor']
                 bboxes = bboxes / bboxes.new_tensor([sf[0], sf[1], sf[0], sf[1]])

@@ -3,7 +3,12 @@
 Level of a RoI of scale ``s = sqrt(w * h)`` pixels: ``floor(log2(s / finest_scale + 1e-6))``
 clamped to the available levels, so with ``finest_scale=56`` boxes up to 111 px use stride 4,
 112-223 px stride 8, 224-447 px stride 16, 448 px and larger stride 32 (MMDetection's mapping).
+With ``canonical_scale`` set, the level is torchvision's ``MultiScaleRoIAlign`` one instead:
+``floor(canonical_level + log2(s / canonical_scale) + 1e-6) - log2(finest stride)``; with 224 and 4
+it has the same boundaries, the two differ only in where the 1e-6 is added (within ~1e-6 of a
+boundary) and in float rounding.
 """
+import math
 from typing import Optional, Sequence
 
 import torch
@@ -23,10 +28,14 @@ class SingleRoIExtractor(BaseModule):
         out_channels: channels of the feature maps (and of the output).
         featmap_strides: strides (pixels) of the levels used, finest first.
         finest_scale: RoI scale (pixels) mapped to the finest level boundary.
+        canonical_scale, canonical_level: use torchvision's level rule instead (see the module
+            docstring): a RoI of ``canonical_scale`` pixels goes to pyramid level ``canonical_level``
+            (stride 2 ** level). ``None`` (default): MMDetection's ``finest_scale`` rule.
     """
 
     def __init__(self, roi_layer: dict, out_channels: int, featmap_strides: Sequence[int],
-                 finest_scale: int = 56, init_cfg=None) -> None:
+                 finest_scale: int = 56, canonical_scale: Optional[float] = None, canonical_level: int = 4,
+                 init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not isinstance(roi_layer, dict) or 'type' not in roi_layer or 'output_size' not in roi_layer:
             raise ValueError("SingleRoIExtractor: roi_layer must be a dict with 'type' and 'output_size', "
@@ -41,6 +50,14 @@ class SingleRoIExtractor(BaseModule):
         self.out_channels = out_channels
         self.featmap_strides = list(featmap_strides)
         self.finest_scale = finest_scale
+        self.canonical_scale = canonical_scale
+        self.canonical_level = canonical_level
+        if canonical_scale is not None:
+            finest_level = math.log2(self.featmap_strides[0])
+            if finest_level != int(finest_level):
+                raise ValueError('SingleRoIExtractor: canonical_scale needs power-of-two featmap_strides '
+                                 f'(level = log2(stride)), got {self.featmap_strides}')
+            self.finest_level = int(finest_level)
 
     @property
     def num_inputs(self) -> int:
@@ -50,7 +67,12 @@ class SingleRoIExtractor(BaseModule):
     def map_roi_levels(self, rois: Tensor, num_levels: int) -> Tensor:
         """(R, 5) rois [batch_idx, x1, y1, x2, y2] -> (R,) long level index in [0, num_levels)."""
         scale = torch.sqrt((rois[:, 3] - rois[:, 1]) * (rois[:, 4] - rois[:, 2]))
-        lvls = torch.floor(torch.log2(scale / self.finest_scale + 1e-6))
+        if self.canonical_scale is not None:
+            # torchvision's LevelMapper, same operations in the same order (float32).
+            lvls = torch.floor(self.canonical_level + torch.log2(scale / self.canonical_scale)
+                               + torch.tensor(1e-6, dtype=scale.dtype)) - self.finest_level
+        else:
+            lvls = torch.floor(torch.log2(scale / self.finest_scale + 1e-6))
         return lvls.clamp(min=0, max=num_levels - 1).long()
 
     @staticmethod

@@ -120,7 +120,11 @@ class DeltaXYWHBBoxCoder:
             upper = max_shape[:2].to(boxes).flip(0).repeat(2)  # (4,) bounds (w, h, w, h)
             return torch.min(boxes.clamp(min=0), upper)
         if isinstance(max_shape, Tensor) or isinstance(max_shape[0], (tuple, list, Tensor)):
-            hw = torch.as_tensor(max_shape, dtype=boxes.dtype, device=boxes.device)
+            if isinstance(max_shape, Tensor):
+                # kept in the graph when traced (ONNX export with dynamic sizes reads it from the input shape)
+                hw = max_shape.to(dtype=boxes.dtype, device=boxes.device)
+            else:
+                hw = torch.as_tensor(max_shape, dtype=boxes.dtype, device=boxes.device)
             hw = hw.reshape(-1, hw.size(-1))[:, :2]
             if boxes.dim() < 4 or hw.size(0) != boxes.size(0):
                 raise ValueError(f'DeltaXYWHBBoxCoder.decode: per-image max_shape needs boxes with a leading batch '

@@ -43,6 +43,14 @@ class AnchorGenerator:
         centers: per level, the (x, y) centre of the base anchors; default from ``center_offset``.
         center_offset: centre of the base anchors as a fraction of the base size (0 = the top-left
             corner of the cell, MMDetection's default; 0.5 = the cell centre).
+        round_base_anchors: round the base anchors' coordinates to whole pixels, as torchvision's
+            ``AnchorGenerator`` does (its 45.25 x 22.63 anchor becomes [-23, -11, 23, 11]).
+        stride_from_input_size: take each level's stride as ``input size // feature-map size``
+            (per axis, the input size being level 0's feature-map size times its stride), as
+            torchvision's ``AnchorGenerator`` does, instead of the nominal ``strides``. The two agree
+            when the padded input is a multiple of the coarsest stride; otherwise a level whose size
+            was rounded up gets a smaller stride (an 800-pixel-high input has 13 rows at stride 64:
+            800 // 13 = 61).
     """
 
     def __init__(self,
@@ -54,7 +62,9 @@ class AnchorGenerator:
                  octave_base_scale: Optional[float] = None,
                  scales_per_octave: Optional[int] = None,
                  centers: Optional[Sequence[Tuple[float, float]]] = None,
-                 center_offset: float = 0.) -> None:
+                 center_offset: float = 0.,
+                 round_base_anchors: bool = False,
+                 stride_from_input_size: bool = False) -> None:
         if centers is not None:
             if len(centers) != len(strides):
                 raise ValueError(f'AnchorGenerator: got {len(centers)} centers for {len(strides)} strides; '
@@ -83,6 +93,8 @@ class AnchorGenerator:
         self.scale_major = scale_major
         self.centers = centers
         self.center_offset = center_offset
+        self.round_base_anchors = round_base_anchors
+        self.stride_from_input_size = stride_from_input_size
         self.base_anchors = self.gen_base_anchors()
         self._grid_cache: 'OrderedDict[tuple, List[Tensor]]' = OrderedDict()
 
@@ -123,8 +135,9 @@ class AnchorGenerator:
         else:
             ws = (w * scales[:, None] * w_ratios[None, :]).reshape(-1)
             hs = (h * scales[:, None] * h_ratios[None, :]).reshape(-1)
-        return torch.stack([x_center - 0.5 * ws, y_center - 0.5 * hs, x_center + 0.5 * ws, y_center + 0.5 * hs],
-                           dim=-1)
+        anchors = torch.stack([x_center - 0.5 * ws, y_center - 0.5 * hs, x_center + 0.5 * ws, y_center + 0.5 * hs],
+                              dim=-1)
+        return anchors.round() if self.round_base_anchors else anchors
 
     def grid_priors(self, featmap_sizes: Sequence[Tuple[int, int]], dtype: torch.dtype = torch.float32,
                     device: Union[str, torch.device] = 'cpu') -> List[Tensor]:
@@ -147,19 +160,33 @@ class AnchorGenerator:
         if cached is not None:
             self._grid_cache.move_to_end(key)
             return cached
-        priors = [self.single_level_grid_priors(size, i, dtype, device) for i, size in enumerate(key[0])]
+        strides = self._level_strides(key[0])
+        priors = [self.single_level_grid_priors(size, i, dtype, device, stride=strides[i])
+                  for i, size in enumerate(key[0])]
         self._grid_cache[key] = priors
         if len(self._grid_cache) > _CACHE_SIZE:
             self._grid_cache.popitem(last=False)
         return priors
 
+    def _level_strides(self, featmap_sizes: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
+        """Per level the (w, h) stride the anchors are laid out with (see ``stride_from_input_size``)."""
+        if not self.stride_from_input_size:
+            return self.strides
+        input_h = featmap_sizes[0][0] * self.strides[0][1]
+        input_w = featmap_sizes[0][1] * self.strides[0][0]
+        return [(input_w // w, input_h // h) for h, w in featmap_sizes]
+
     def single_level_grid_priors(self, featmap_size: Tuple[int, int], level_idx: int,
                                  dtype: torch.dtype = torch.float32,
-                                 device: Union[str, torch.device] = 'cpu') -> Tensor:
-        """(H * W * A, 4) anchors of one level (not cached; see :meth:`grid_priors`)."""
+                                 device: Union[str, torch.device] = 'cpu',
+                                 stride: Optional[Tuple[int, int]] = None) -> Tensor:
+        """(H * W * A, 4) anchors of one level (not cached; see :meth:`grid_priors`).
+
+        ``stride``: (w, h) spacing of the anchors in pixels; default the level's nominal stride.
+        """
         base = self.base_anchors[level_idx].to(device=device, dtype=dtype)
         feat_h, feat_w = featmap_size
-        stride_w, stride_h = self.strides[level_idx]
+        stride_w, stride_h = self.strides[level_idx] if stride is None else stride
         shift_x = torch.arange(feat_w, device=device).to(dtype) * stride_w
         shift_y = torch.arange(feat_h, device=device).to(dtype) * stride_h
         shift_yy, shift_xx = torch.meshgrid(shift_y, shift_x, indexing='ij')  # (H, W), y outer
@@ -234,4 +261,5 @@ class AnchorGenerator:
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(strides={self.strides}, ratios={self.ratios.tolist()}, '
                 f'scales={self.scales.tolist()}, base_sizes={self.base_sizes}, scale_major={self.scale_major}, '
-                f'centers={self.centers}, center_offset={self.center_offset})')
+                f'centers={self.centers}, center_offset={self.center_offset}, '
+                f'round_base_anchors={self.round_base_anchors}, stride_from_input_size={self.stride_from_input_size})')

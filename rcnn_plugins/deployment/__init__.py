@@ -1,0 +1,1 @@
+"""Deployment: export the predict path (ONNX, torch.export) and run exported models."""
