@@ -10,11 +10,11 @@ original-image pixels (xyxy), either as
   ``BaseDetDataset.load_proposals`` looks them up, each value an array as above or
   ``dict(bboxes=(N, 4), scores=(N,))``.
 
-Unpickling runs code named in the file, so a proposal file is read by an unpickler that only
-builds numpy arrays, dtypes and scalars (plus the plain lists, dicts, tuples, numbers and
-strings pickle builds without importing anything); a file naming anything else (a class whose
-``__reduce__`` would run a command, an ``InstanceData``, a torch tensor) is refused before any of
-it is built.
+Unpickling runs code named in the file, so a proposal file is read with
+:func:`rcnn_plugins.safe_pickle.restricted_load`, which only builds numpy arrays, dtypes and scalars
+(plus the plain lists, dicts, tuples, numbers and strings pickle builds without importing
+anything); a file naming anything else (a class whose ``__reduce__`` would run a command, an
+``InstanceData``, a torch tensor) is refused before any of it is built.
 """
 import io
 import os
@@ -25,35 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from mmengine import fileio
 
+from ..safe_pickle import NUMPY_GLOBALS, RefusedGlobal, restricted_load
 from .errors import DatasetError
-
-#: (module, name) pairs a proposal pickle may import: what numpy arrays are pickled as (numpy 1.x
-#: and 2.x module paths; ``_frombuffer`` with protocol 5); ``_codecs.encode`` is how protocol 2
-#: pickles store bytes.
-_ALLOWED_GLOBALS = {
-    ('numpy', 'ndarray'), ('numpy', 'dtype'),
-    ('numpy.core.multiarray', '_reconstruct'), ('numpy.core.multiarray', 'scalar'),
-    ('numpy._core.multiarray', '_reconstruct'), ('numpy._core.multiarray', 'scalar'),
-    ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),
-    ('_codecs', 'encode'),
-}
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickler that imports nothing but numpy's array reconstruction (see module docstring)."""
-
-    def __init__(self, file, path: str) -> None:
-        super().__init__(file)
-        self.path = path
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise DatasetError(
-                f'proposal file {self.path} refers to {module}.{name}; a proposal file may only hold '
-                'lists/dicts of numpy arrays, so it is not loaded (unpickling it could run code). '
-                'Convert it: a list (or a dict keyed by "folder/file name") of (N, 4) or (N, 5) '
-                'float arrays, one per image.')
-        return super().find_class(module, name)
 
 
 def load_proposal_file(path: str, backend_args: Optional[dict] = None) -> Any:
@@ -66,9 +39,13 @@ def load_proposal_file(path: str, backend_args: Optional[dict] = None) -> Any:
         raise DatasetError(f'proposal file {path} does not exist; check proposal_file (relative paths are '
                            'joined to data_root) or generate it with tools/misc/gen_proposals.py') from err
     try:
-        return _ArrayUnpickler(io.BytesIO(data), path).load()
-    except DatasetError:
-        raise
+        return restricted_load(io.BytesIO(data), NUMPY_GLOBALS)
+    except RefusedGlobal as err:
+        raise DatasetError(
+            f'proposal file {path} refers to {err.module}.{err.name}; a proposal file may only hold '
+            'lists/dicts of numpy arrays, so it is not loaded (unpickling it could run code). '
+            'Convert it: a list (or a dict keyed by "folder/file name") of (N, 4) or (N, 5) '
+            'float arrays, one per image.') from None
     except Exception as err:  # truncated or not a pickle at all
         raise DatasetError(f'proposal file {path} is not a readable pickle: {type(err).__name__}: {err}') from err
 
