@@ -154,7 +154,9 @@ def test_single_level_stage_models(tiny_data, tmp_path):
                 sample.proposals = InstanceData(bboxes=sample.gt_instances.bboxes + 1.0,
                                                 scores=torch.ones(len(sample.gt_instances)))
         losses = model(**model.data_preprocessor(batch, True), mode='loss')
-        assert torch.isfinite(losses[expected]).all()
+        # RPN losses are per-level lists (MMDetection); a single level here.
+        assert all(torch.isfinite(v).all() for v in (losses[expected] if isinstance(losses[expected], list)
+                                                      else [losses[expected]]))
 
 
 @pytest.mark.slow

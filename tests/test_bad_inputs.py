@@ -18,6 +18,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from rcnn_plugins import cli
 from rcnn_plugins.datasets import CocoDataset, DatasetError, DatasetWarning, VOCDataset
@@ -361,3 +362,31 @@ def test_new_cfg_options_keys_still_pass():
     for key in ('default_hooks.checkpoint.max_keep_ckpts', 'model.backbone.depth', 'param_scheduler.0.end',
                 'experiment_name', 'model.backbone.init_cfg.checkpoint'):
         assert typo_in_override(cfg, key) is None, key
+
+
+def test_num_class_check_leaves_rpn_heads_and_backbones_alone():
+    """An RPN detector's head (``bbox_head``, 1 objectness class) and mmcv's VGG (``num_classes=-1``)
+    are not class heads: the check passes them; a real class head with the wrong count fails."""
+    from types import SimpleNamespace
+
+    from mmengine.registry import init_default_scope
+
+    from rcnn_plugins.datasets.errors import DatasetError
+    from rcnn_plugins.engine.hooks import NumClassCheckHook
+    from rcnn_plugins.registry import MODELS
+    init_default_scope('rcnn_plugins')
+    rpn = MODELS.build(dict(
+        type='RPN', backbone=dict(type='VGG', depth=11, out_indices=(3,)), neck=None,
+        rpn_head=dict(type='RPNHead', in_channels=512, feat_channels=16,
+                      anchor_generator=dict(type='AnchorGenerator', scales=[8], ratios=[1.0], strides=[16]),
+                      bbox_coder=dict(type='DeltaXYWHBBoxCoder')),
+        train_cfg=None, test_cfg=dict(rpn=dict(nms_pre=10, max_per_img=10, nms=dict(type='nms', iou_threshold=0.7),
+                                               min_bbox_size=0))))
+    loader = SimpleNamespace(dataset=SimpleNamespace(metainfo=dict(classes=('a', 'b', 'c')), ann_file='x.json'))
+    NumClassCheckHook().before_train(SimpleNamespace(model=rpn, train_dataloader=loader))
+    head = MODELS.build(dict(type='Shared2FCBBoxHead', in_channels=4, fc_out_channels=8, roi_feat_size=7,
+                             num_classes=2))
+    model = torch.nn.Module()
+    model.roi_head = head
+    with pytest.raises(DatasetError, match=r'model\.roi_head\.num_classes is 2 but the train dataset \(x\.json\) has 3'):
+        NumClassCheckHook().before_train(SimpleNamespace(model=model, train_dataloader=loader))

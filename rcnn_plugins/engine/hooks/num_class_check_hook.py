@@ -3,14 +3,17 @@
 A config that keeps COCO's ``num_classes=80`` for a 4-class dataset trains without any error:
 the extra 76 outputs are never targets, and the mistake surfaces (if ever) as odd scores. This
 hook (the name MMDetection 2.x used; on by default in ``configs/_base_/default_runtime.py``)
-compares, before training, validation and testing, every head's ``num_classes`` (the RPN's
-objectness head excluded) with ``len(dataset.metainfo['classes'])`` and raises one
-``DatasetError`` naming both and the fix.
+compares, before training, validation and testing, every head's ``num_classes`` with
+``len(dataset.metainfo['classes'])`` and raises one ``DatasetError`` naming both and the fix.
+Left out: RPN heads (one objectness class, whether the detector calls them ``rpn_head`` or, as
+the ``RPN`` detector does, ``bbox_head``) and the backbone / neck (mmcv's ``VGG`` has an
+ImageNet ``num_classes``, -1 when its classifier is not built).
 """
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from rcnn_plugins.datasets.errors import DatasetError
+from rcnn_plugins.models.dense_heads import RPNHead
 from rcnn_plugins.registry import HOOKS
 
 
@@ -28,7 +31,8 @@ class NumClassCheckHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         for name, module in model.named_modules():
             num_classes = getattr(module, 'num_classes', None)
-            if not isinstance(num_classes, int) or name.split('.')[0] == 'rpn_head' or name == '':
+            if (not isinstance(num_classes, int) or name == '' or isinstance(module, RPNHead)
+                    or name.split('.')[0] in ('rpn_head', 'backbone', 'neck')):
                 continue
             if num_classes != len(classes):
                 source = getattr(dataset, 'ann_file', '') or type(dataset).__name__
