@@ -244,5 +244,5 @@ def test_pretrained_torchvision_scheme_missing_file_is_clear_error(tmp_path, mon
     with pytest.raises(FileNotFoundError) as info:
         model.init_weights()
     assert expected in str(info.value) and 'init_cfg=None' in str(info.value)
-    with pytest.raises(KeyError, match='unknown torchvision checkpoint'):
+    with pytest.raises(KeyError, match=r"unknown torchvision checkpoint 'torchvision://resnet19'; did you mean resnet1"):
         ResNet(depth=18, init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet19')).init_weights()

@@ -6,10 +6,8 @@ keys without ``fc.*`` (``conv1.weight``, ``bn1.*``, ``layer1.0.conv1.weight``,
 Norm layers come from ``mmcv.cnn.build_norm_layer`` (``BN``, ``SyncBN``, ``GN``, ``requires_grad``)
 and are named by it (``bn1`` for BN, ``gn1`` for GN), as in MMDetection.
 """
-import os
 import warnings
 from typing import Optional, Sequence, Tuple
-from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
@@ -21,6 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from rcnn_plugins.registry import MODELS
 
 from ..layers.frozen_bn import FrozenBatchNorm2d
+from ..pretrained import check_init_cfg_cached
 
 
 class ResidualBlock(BaseModule):
@@ -306,10 +305,7 @@ class ResNet(BaseModule):
 
     def init_weights(self) -> None:
         """Initialise from ``init_cfg``; a ``torchvision://`` checkpoint must already be in the hub cache."""
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        for cfg in cfgs:
-            if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-                _check_torchvision_checkpoint_cached(str(cfg.get('checkpoint')))
+        check_init_cfg_cached(self.init_cfg)
         super().init_weights()
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -324,32 +320,3 @@ class ResNet(BaseModule):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
-
-
-def _check_torchvision_checkpoint_cached(checkpoint: str) -> None:
-    """Fail early, with instructions, when a ``torchvision://NAME`` checkpoint would be downloaded.
-
-    mmengine resolves ``torchvision://NAME`` (and the older ``modelzoo://NAME``) through its
-    ``get_torchvision_models()`` table to a download URL and loads it with ``torch.hub``'s
-    ``load_state_dict_from_url``, which reads ``<torch.hub.get_dir()>/checkpoints/<URL file name>``
-    if present and downloads otherwise. This machine has no network, so a missing file is an error.
-    """
-    for prefix in ('torchvision://', 'modelzoo://'):
-        if checkpoint.startswith(prefix):
-            name = checkpoint[len(prefix):]
-            break
-    else:
-        return
-    from mmengine.runner.checkpoint import get_torchvision_models
-    urls = get_torchvision_models()
-    if name not in urls:
-        raise KeyError(f'unknown torchvision checkpoint {checkpoint!r}; known ResNet names: '
-                       f'{sorted(k for k in urls if k.startswith("resnet"))}')
-    url = urls[name]
-    cached = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(urlparse(url).path))
-    if not os.path.isfile(cached):
-        raise FileNotFoundError(
-            f'init_cfg asks for the pretrained checkpoint {checkpoint!r}, which would be downloaded from '
-            f'{url}, but there is no network. Place that file at {cached} (the torch hub cache; set '
-            f'TORCH_HOME to move it), or give a local path as init_cfg=dict(type="Pretrained", '
-            f'checkpoint="/path/to/file.pth"), or set init_cfg=None for random initialisation.')

@@ -15,7 +15,7 @@ from mmengine.model import BaseModule
 
 from rcnn_plugins.registry import MODELS
 
-from .resnet import _check_torchvision_checkpoint_cached
+from ..pretrained import check_init_cfg_cached
 
 
 @MODELS.register_module()
@@ -94,10 +94,7 @@ class VGG(MMCVVGG, BaseModule):
 
     def init_weights(self) -> None:
         """Initialise from ``init_cfg``; a ``torchvision://`` checkpoint must already be in the hub cache."""
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        for cfg in cfgs:
-            if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-                _check_torchvision_checkpoint_cached(str(cfg.get('checkpoint')))
+        check_init_cfg_cached(self.init_cfg)
         # mmengine's init (init_cfg), not mmcv's init_weights(pretrained), which comes first in the MRO.
         BaseModule.init_weights(self)
 

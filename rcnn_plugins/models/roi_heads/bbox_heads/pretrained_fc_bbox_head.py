@@ -14,7 +14,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
 from ....registry import MODELS
-from ...backbones.resnet import _check_torchvision_checkpoint_cached
+from ...pretrained import check_checkpoint_cached
 from .convfc_bbox_head import Shared2FCBBoxHead
 
 
@@ -48,7 +48,7 @@ class PretrainedFCBBoxHead(Shared2FCBBoxHead):
 
     def init_weights(self) -> None:
         """Default init (Xavier fcs, Normal predictors), then the fcs' weights from ``fc_checkpoint``."""
-        _check_torchvision_checkpoint_cached(self.fc_checkpoint)
+        check_checkpoint_cached(self.fc_checkpoint)
         super().init_weights()
         ckpt = CheckpointLoader.load_checkpoint(self.fc_checkpoint, map_location='cpu')
         state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
