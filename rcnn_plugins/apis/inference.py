@@ -18,6 +18,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 from .. import engine  # noqa: F401  (checkpoint loading for torch >= 2.6)
+from ..models.fast_inference import prepare_for_inference
 from ..registry import MODELS
 from ..structures import DetDataSample
 
@@ -25,7 +26,8 @@ ImageType = Union[str, Path, np.ndarray]
 
 
 def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
-                  cfg_options: Optional[dict] = None) -> torch.nn.Module:
+                  cfg_options: Optional[dict] = None, fuse_conv_bn: bool = False,
+                  channels_last: bool = False) -> torch.nn.Module:
     """Build the detector of a config, load a checkpoint into it and put it in eval mode.
 
     Args:
@@ -34,6 +36,9 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
             ``None`` keeps the freshly initialised weights.
         device: where the model runs, e.g. ``'cpu'`` or ``'cuda:0'``.
         cfg_options: overrides merged into the config, as ``--cfg-options`` does.
+        fuse_conv_bn, channels_last: the inference fast path (BN folded into the convolutions,
+            NHWC tensors), see :func:`rcnn_plugins.models.fast_inference.prepare_for_inference`;
+            results change only by float rounding.
 
     The class names stored in the checkpoint's ``meta.dataset_meta`` (written by the Runner) are
     attached as ``model.dataset_meta`` so predictions can be named.
@@ -54,7 +59,10 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
     else:
         model.init_weights()
         model.dataset_meta = None
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if fuse_conv_bn or channels_last:
+        prepare_for_inference(model, fuse_conv_bn=fuse_conv_bn, channels_last=channels_last)
+    return model
 
 
 def _test_pipeline(cfg: Config, from_array: bool) -> Compose:
