@@ -139,3 +139,11 @@ def test_bf16_predictions_match_fp32_on_trained_model():
         best, idx = (iou * same_label).max(1)
         assert (best > 0.95).all(), (best, confident, bf16)
         assert (bf16.scores[idx] - confident.scores).abs().max() < 0.05
+
+
+def test_init_detector_applies_the_fast_path():
+    from rcnn_plugins.apis import init_detector
+    model = init_detector(DEMO_CFG, None, fuse_conv_bn=True, channels_last=True)
+    assert not model.training and model.data_preprocessor.channels_last
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)

@@ -47,6 +47,21 @@ def _steppers(ours, tv, batch, size, device, variant, kind):
             Stepper('torchvision', apply_variant('torchvision', tv, variant, kind), data, device, amp)]
 
 
+def measurement_plan(only, infer_batches, train_batch, variants=None):
+    """``[(kind, batch, variant)]`` in run order. With ``variants`` every row gets all of them;
+    by default the first inference batch gets fp32, fp32-fast and amp-fast, the other inference
+    batches and the training step fp32 and amp-fast (a 2-core CPU needs ~25 s per 800x1333 fp32
+    training step and model: all four variants everywhere would take ~15 minutes)."""
+    plan = []
+    if only in (None, 'infer'):
+        for i, b in enumerate(infer_batches):
+            default = ['fp32', 'fp32-fast', 'amp-fast'] if i == 0 else ['fp32', 'amp-fast']
+            plan += [('infer', b, v) for v in (variants or default)]
+    if only in (None, 'train'):
+        plan += [('train', train_batch, v) for v in (variants or ['fp32', 'amp-fast'])]
+    return plan
+
+
 def run_benchmark(args, log=print, models=None):
     """Everything the CLI measures; returns the result dict (also used by the tests).
 
@@ -56,19 +71,22 @@ def run_benchmark(args, log=print, models=None):
     device = args.device
     on_cuda = str(device).startswith('cuda')
     if args.iters is None:
-        args.iters = 20 if on_cuda else 2
+        args.iters = 20 if on_cuda else 1
     if args.warmup is None:
         args.warmup = 5 if on_cuda else 1
     size = parse_size(args.size)
     args.size = size
     torch.set_num_threads(args.threads or torch.get_num_threads())
     flush_denormals()
-    variants = args.variants or ['fp32', 'fp32-fast', 'amp-fast']
     bf16_ok = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    if not on_cuda and not bf16_ok and any(parse_variant(v)[0] for v in variants):
+    infer_batches = [args.batch] if args.batch else args.infer_batches
+    train_batch = args.batch or args.train_batch
+    plan = measurement_plan(args.only, infer_batches, train_batch, args.variants)
+    if not on_cuda and not bf16_ok and any(parse_variant(v)[0] for _, _, v in plan):
         log('NOTE: this CPU has no native bf16 (emulated bf16 convolutions are ~400x slower): '
             'skipping the bf16 rows')
-        variants = [v for v in variants if not parse_variant(v)[0]]
+        plan = [(k, b, v) for k, b, v in plan if not parse_variant(v)[0]]
+    variants = list(dict.fromkeys(v for _, _, v in plan))
     if models is None:
         cfg = load_config(args.config, args.cfg_options, args.exact_config)
         models = build_models(cfg, size, device, keep_resize=args.tv_resize)
@@ -88,12 +106,10 @@ def run_benchmark(args, log=print, models=None):
         f'threads={torch.get_num_threads()} load={_load_avg()}')
     log(f'params (total, trainable): ours {count_params(ours)}  torchvision {count_params(tv)}')
     only = args.only
-    infer_batches = [args.batch] if args.batch else args.infer_batches
-    train_batch = args.batch or args.train_batch
 
     if args.profile:
         kinds = [only] if only in ('infer', 'train') else ['infer', 'train']
-        variant = variants[-1] if args.profile_variant is None else args.profile_variant
+        variant = args.profile_variant or 'fp32'
         result['profile'] = {}
         for kind in kinds:
             b = infer_batches[0] if kind == 'infer' else train_batch
@@ -102,33 +118,26 @@ def run_benchmark(args, log=print, models=None):
         result['meta']['load_avg_end'] = _load_avg()
         return result
 
-    plan = []
-    if only in (None, 'infer'):
-        plan += [('infer', b) for b in infer_batches]
-    if only in (None, 'train'):
-        plan.append(('train', train_batch))
-    for kind, b in plan:
-        for variant in variants:
-            label = f'{kind} b{b} {variant_label(variant, device)}'
-            t = run_interleaved(_steppers(ours, tv, b, size, device, variant, kind), kind, args.warmup,
-                                args.iters, label, log)
-            o, v = _summary(t['ours'], b), _summary(t['torchvision'], b)
-            result[f'{kind}_b{b}_{variant}'] = dict(kind=kind, batch=b, variant=variant, ours=o, torchvision=v,
-                                                   ratio=v['median_s'] / o['median_s'])
-        base = result.get(f'{kind}_b{b}_fp32')
-        for variant in variants:
-            row = result[f'{kind}_b{b}_{variant}']
-            if base is not None:
-                row['ratio_vs_tv_fp32'] = base['torchvision']['median_s'] / row['ours']['median_s']
-                row['tv_ratio_vs_tv_fp32'] = base['torchvision']['median_s'] / row['torchvision']['median_s']
+    for kind, b, variant in plan:
+        label = f'{kind} b{b} {variant_label(variant, device)}'
+        t = run_interleaved(_steppers(ours, tv, b, size, device, variant, kind), kind, args.warmup,
+                            args.iters, label, log)
+        o, v = _summary(t['ours'], b), _summary(t['torchvision'], b)
+        result[f'{kind}_b{b}_{variant}'] = dict(kind=kind, batch=b, variant=variant, ours=o, torchvision=v,
+                                               ratio=v['median_s'] / o['median_s'])
+    for kind, b, variant in plan:
+        base, row = result.get(f'{kind}_b{b}_fp32'), result[f'{kind}_b{b}_{variant}']
+        if base is not None:
+            row['ratio_vs_tv_fp32'] = base['torchvision']['median_s'] / row['ours']['median_s']
+            row['tv_ratio_vs_tv_fp32'] = base['torchvision']['median_s'] / row['torchvision']['median_s']
     if only in (None, 'memory'):
         result['memory'] = {}
         modes = getattr(args, 'memory_modes', None) or ('infer', 'train')
         for mode, b in (('infer', infer_batches[0]), ('train', train_batch)):
             if mode not in modes:
                 continue
-            for variant in args.memory_variants or variants:
-                if variant in variants:
+            for variant in args.memory_variants:
+                if on_cuda or bf16_ok or not parse_variant(variant)[0]:
                     result['memory'][f'{mode}_b{b}_{variant}'] = measure_memory(ours, tv, mode, b, variant, args, log)
     result['meta']['load_avg_end'] = _load_avg()
     return result
@@ -168,7 +177,8 @@ def build_parser():
                                 'same weights, interleaved runs (see rcnn_plugins/benchmark/).')
     p.add_argument('--device', default='cpu', help='cpu or cuda')
     p.add_argument('--variants', nargs='+', choices=VARIANTS, default=None,
-                   help='rows to measure (default: fp32 fp32-fast amp-fast); amp = bf16 on CPU, fp16 on CUDA')
+                   help='variants of every row (amp = bf16 on CPU, fp16 on CUDA); default: fp32, fp32-fast '
+                        'and amp-fast at the first inference batch, fp32 and amp-fast elsewhere')
     p.add_argument('--batch', type=int, default=None,
                    help='one batch size for everything (overrides --infer-batches / --train-batch)')
     p.add_argument('--infer-batches', type=int, nargs='+', default=[1, 4])
@@ -177,13 +187,14 @@ def build_parser():
     # On a 2-core CPU one 800x1333 fp32 training step of either model takes ~10 s or more, so the
     # CPU defaults are small enough to keep the whole default run within ~5 minutes.
     p.add_argument('--iters', type=int, default=None,
-                   help='timed iterations per model and row (default: cpu 2, cuda 20)')
+                   help='timed iterations per model and row (default: cpu 1, cuda 20)')
     p.add_argument('--warmup', type=int, default=None,
                    help='warm-up iterations per model and row (default: cpu 1, cuda 5)')
     p.add_argument('--memory-iters', type=int, default=1, help='steps run in each memory child')
     p.add_argument('--only', choices=['infer', 'train', 'memory'], default=None)
-    p.add_argument('--memory-parallel', action='store_true',
-                   help='run the two memory children side by side (peaks are per process)')
+    p.add_argument('--memory-sequential', dest='memory_parallel', action='store_false',
+                   help='run the two memory children one after the other (default: side by side; '
+                        'peaks are per process, so that only saves wall time)')
     p.add_argument('--memory-modes', nargs='+', choices=['infer', 'train'], default=['train'],
                    help='which steps the memory measurement covers (default: train)')
     p.add_argument('--memory-variants', nargs='+', choices=VARIANTS, default=['fp32'],
@@ -201,7 +212,7 @@ def build_parser():
     p.add_argument('--profile', action='store_true', help='torch.profiler top ops instead of timing')
     p.add_argument('--profile-iters', type=int, default=2)
     p.add_argument('--profile-variant', choices=VARIANTS, default=None,
-                   help='variant to profile (default: the last of --variants)')
+                   help='variant to profile (default: fp32)')
     p.add_argument('--trace-dir', default=None, help='with --profile: write chrome traces here')
     # Internal: memory child process.
     p.add_argument('--_memory-child', dest='which', default=None, help=argparse.SUPPRESS)
