@@ -88,11 +88,38 @@ def _runner_class(cfg: Config):
     return Runner
 
 
+def _amp_device() -> str:
+    """'cuda' when a GPU is there, 'cpu' when this CPU has native bf16; otherwise a clear exit."""
+    import torch
+    if torch.cuda.is_available():
+        return 'cuda'
+    from rcnn_plugins.engine.optimizers import cpu_bf16_supported
+    if not cpu_bf16_supported():
+        raise SystemExit('--amp: no CUDA GPU, and this CPU has no native bf16 (AVX-512 BF16 or AMX; '
+                         'torch.ops.mkldnn._is_mkldnn_bf16_supported() is False). Emulated bf16 '
+                         'convolutions run ~400x slower than float32: run without --amp.')
+    return 'cpu'
+
+
+def _loop_autocast(cfg: Config, loop_key: str) -> None:
+    """mmengine's ValLoop/TestLoop ``fp16=True``: autocast around the model, fp16 on a GPU and
+    bf16 on a CPU (mmengine's ``autocast`` picks the dtype from the device)."""
+    loop = cfg.get(loop_key)
+    if loop is None:
+        return
+    if loop.get('type', 'ValLoop' if loop_key == 'val_cfg' else 'TestLoop') not in ('ValLoop', 'TestLoop'):
+        raise SystemExit(f'--amp: {loop_key}.type={loop.type!r} is not mmengine\'s ValLoop/TestLoop, which '
+                         'take fp16=True for autocast; run without --amp or add autocast to that loop')
+    loop.fp16 = True
+
+
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision (fp16 with dynamic loss scaling; needs a GPU)')
+                        help='automatic mixed precision: on a GPU fp16 with dynamic loss scaling '
+                             '(AmpOptimWrapper), on a CPU with native bf16 (AVX-512 BF16 / AMX) bf16 '
+                             'autocast (BF16OptimWrapper); validation runs under autocast too')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the LR by (total batch size / auto_scale_lr.base_batch_size)')
     parser.add_argument(
@@ -109,15 +136,17 @@ def train_config(args: argparse.Namespace) -> Config:
     _apply_common_args(cfg, args)
 
     if args.amp:
-        import torch
-        # mmengine's AmpOptimWrapper refuses to run without an accelerator, and fp16 autocast
-        # on CPU would be slower than fp32 anyway: say so up front instead of failing later.
-        if not torch.cuda.is_available():
-            raise SystemExit('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); '
-                             'this machine has none: train without --amp.')
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        if _amp_device() == 'cuda':
+            if cfg.optim_wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
+                cfg.optim_wrapper.type = 'AmpOptimWrapper'
+                cfg.optim_wrapper.loss_scale = 'dynamic'
+        else:
+            # mmengine's AmpOptimWrapper asserts an accelerator; on CPU the bf16 wrapper does the
+            # same job (no loss scaling: bf16 has float32's range).
+            for key in ('loss_scale', 'dtype', 'use_fsdp'):
+                cfg.optim_wrapper.pop(key, None)
+            cfg.optim_wrapper.type = 'BF16OptimWrapper'
+        _loop_autocast(cfg, 'val_cfg')
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
@@ -176,6 +205,15 @@ def test_parser() -> argparse.ArgumentParser:
     parser.add_argument('--show-dir', help='write prediction images into <work_dir>/<timestamp>/'
                         'SHOW_DIR (a relative path) or SHOW_DIR')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per image with --show')
+    parser.add_argument('--fuse-conv-bn', action='store_true',
+                        help='fold BatchNorm into the preceding convolutions after loading (faster '
+                             'inference; results change by float rounding only)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='run the model on channels-last (NHWC) tensors: faster convolutions on '
+                             'CPUs, results change by float rounding only')
+    parser.add_argument('--amp', action='store_true',
+                        help='autocast: fp16 on a GPU, bf16 on a CPU with native bf16 (AVX-512 BF16 / '
+                             'AMX; combine with --channels-last there)')
     _add_common_args(parser)
     return parser
 
@@ -196,6 +234,15 @@ def test_config(args: argparse.Namespace) -> Config:
             hooks.visualization.wait_time = args.wait_time
         if args.show_dir:
             hooks.visualization.test_out_dir = args.show_dir
+
+    if args.fuse_conv_bn or args.channels_last:
+        # A hook, not a model change here: the Runner loads the checkpoint inside test(), and
+        # the hook's before_test runs after that.
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
+            dict(type='FastInferenceHook', fuse_conv_bn=args.fuse_conv_bn, channels_last=args.channels_last)]
+    if args.amp:
+        _amp_device()
+        _loop_autocast(cfg, 'test_cfg')
 
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):

@@ -7,6 +7,7 @@ import importlib.util
 import os
 
 import pytest
+import torch
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -63,8 +64,11 @@ def test_tv_settings_follow_config(bench):
 
 
 def test_benchmark_all_modes_tiny(bench, tiny_models):
+    # Eager and one fast variant (bf16 where the CPU has it): every code path of the rows, in few steps.
+    variants = ['fp32', 'amp-fast' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'fp32-fast']
     args = bench.build_parser().parse_args(
-        ['--size', '64x96', '--batch', '1', '--iters', '1', '--warmup', '0'])
+        ['--size', '64x96', '--batch', '1', '--iters', '1', '--warmup', '0', '--variants', *variants,
+         '--memory-variants', variants[1]])
     args.cfg_options = dict(TINY_CFG)
     args.memory_modes = ('infer',)   # one child pair keeps the test short; train uses the same code
     args.memory_parallel = True      # peaks are per process; side by side only saves wall time
@@ -73,22 +77,47 @@ def test_benchmark_all_modes_tiny(bench, tiny_models):
     # Both models got the same weights (every tensor of ours has a torchvision counterpart).
     assert result['meta']['weights_copied'] > 250
     assert result['meta']['weights_not_shared'] == []
+    assert result['meta']['cpu']
 
-    inf = result['infer_b1']
-    for name in ('ours', 'torchvision'):
-        assert _positive(inf[name]['median_s']) and _positive(inf[name]['imgs_per_s'])
-        assert len(inf[name]['times_s']) == 1
-    assert _positive(inf['ratio'])
+    for kind in ('infer', 'train'):
+        for variant in variants:
+            row = result[f'{kind}_b1_{variant}']
+            for name in ('ours', 'torchvision'):
+                assert _positive(row[name]['median_s']) and _positive(row[name]['imgs_per_s'])
+                assert len(row[name]['times_s']) == 1
+            assert _positive(row['ratio']) and _positive(row['ratio_vs_tv_fp32'])
 
-    tr = result['train_b1']
-    assert _positive(tr['ours']['median_s']) and _positive(tr['torchvision']['median_s'])
-    assert _positive(tr['speedup'])
-
-    mem = result['memory']['infer_b1']
+    mem = result['memory'][f'infer_b1_{variants[1]}']
     for name in ('ours', 'torchvision'):
         assert _positive(mem[name]['peak_rss_mb'])
     assert _positive(mem['ratio'])
-    assert bench.format_table(result)
+    table = bench.format_table(result)
+    label = variants[1].replace('amp', 'bf16')
+    assert f'inference s/batch, b1, {label}' in table and f'peak RSS MiB, infer b1, {label}' in table
+
+
+def test_fast_variants_keep_the_models_outputs(bench, tiny_models):
+    """The fast-path copies (BN folded, channels-last) compute what the eager models compute, so
+    the rows time the same work; the originals are left untouched."""
+    from rcnn_plugins.benchmark.inputs import make_batch, ours_data, tv_data
+    from rcnn_plugins.benchmark.variants import apply_variant
+    ours, tv, _ = tiny_models
+    batch = make_batch(1, (64, 96))
+    fast_ours = apply_variant('ours', ours, 'fp32-fast', 'infer')
+    fast_tv = apply_variant('torchvision', tv, 'fp32-fast', 'infer')
+    assert fast_ours is not ours and fast_tv is not tv
+    with torch.no_grad():
+        x = ours.data_preprocessor(ours_data(batch), False)['inputs']
+        for a, b in zip(ours.eval().extract_feat(x), fast_ours.extract_feat(x)):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+        images = [im.float() / 255 for im in tv_data(batch)['images']]
+        tv.eval()
+        imgs, _ = tv.transform(images)
+        for a, b in zip(tv.backbone(imgs.tensors).values(), fast_tv.backbone(imgs.tensors).values()):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    assert any(type(m).__name__ == 'FrozenBatchNorm2d' for m in tv.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) or type(m).__name__ == 'FrozenBatchNorm2d'
+                   for m in fast_tv.backbone.modules())
 
 
 def test_benchmark_profile_tiny(bench, tiny_models):

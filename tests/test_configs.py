@@ -111,9 +111,28 @@ def test_train_flags(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-only behaviour of --amp')
-def test_amp_without_gpu_fails_clearly():
-    with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
-        cli.train_config(cli.train_parser().parse_args([DEMO, '--amp']))
+def test_amp_on_cpu_is_bf16_or_fails_clearly(monkeypatch):
+    from rcnn_plugins.engine import optimizers
+    monkeypatch.setattr(optimizers, 'cpu_bf16_supported', lambda: True)
+    cfg = cli.train_config(cli.train_parser().parse_args([DEMO, '--amp']))
+    assert cfg.optim_wrapper.type == 'BF16OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
+    assert cfg.val_cfg.fp16 is True
+    cfg = cli.test_config(cli.test_parser().parse_args([DEMO, 'ckpt.pth', '--amp']))
+    assert cfg.test_cfg.fp16 is True
+
+    monkeypatch.setattr(optimizers, 'cpu_bf16_supported', lambda: False)
+    for argv in ([DEMO, '--amp'], [DEMO, 'ckpt.pth', '--amp']):
+        parse, config = ((cli.train_parser, cli.train_config) if len(argv) == 2 else
+                         (cli.test_parser, cli.test_config))
+        with pytest.raises(SystemExit, match='no native bf16.*400x slower'):
+            config(parse().parse_args(argv))
+
+
+def test_fast_inference_flags_add_the_hook():
+    cfg = cli.test_config(cli.test_parser().parse_args([DEMO, 'ckpt.pth', '--fuse-conv-bn', '--channels-last']))
+    assert cfg.custom_hooks[-1] == dict(type='FastInferenceHook', fuse_conv_bn=True, channels_last=True)
+    cfg = cli.test_config(cli.test_parser().parse_args([DEMO, 'ckpt.pth']))
+    assert all(h['type'] != 'FastInferenceHook' for h in cfg.get('custom_hooks', []))
 
 
 def test_test_flags(tmp_path):

@@ -74,6 +74,16 @@ def test_train_test_resume(tiny_data, tmp_path):
     drawn = glob.glob(osp.join(work, '*', 'vis', '*.png'))
     assert len(drawn) == 4
 
+    # 2b. The fast path (folded BN, channels-last) gives the same metrics.
+    log = run_tool('tools/test.py', DEMO, osp.join(work, 'epoch_1.pth'), '--work-dir', work,
+                   '--fuse-conv-bn', '--channels-last', '--cfg-options', *data_options(tiny_data))
+    fast_files = [p for p in glob.glob(osp.join(work, '*', '*.json'))
+                  if 'coco/bbox_mAP' in open(p).read() and p not in metric_files]
+    assert len(fast_files) == 1, fast_files
+    plain, fast = json.load(open(metric_files[-1])), json.load(open(fast_files[0]))
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50'):
+        assert abs(plain[key] - fast[key]) <= 1e-3, (key, plain[key], fast[key])
+
     # 3. Resume from last_checkpoint (no path given) into a second epoch.
     log = run_tool('tools/train.py', DEMO, '--work-dir', work, '--resume',
                    '--cfg-options', 'train_cfg.max_epochs=2', *options)

@@ -13,6 +13,9 @@ data_root = 'data/demo/'
 img_scale = (176, 176)  # the generated images are 128-176 px
 
 model = dict(
+    # Channels-last (NHWC) batches: the convolutions' fast CPU kernels, and what makes bf16
+    # autocast (tools/demo.py uses it where the CPU has native bf16) about 2x faster per step.
+    data_preprocessor=dict(channels_last=True),
     backbone=dict(
         depth=18,
         base_channels=32,  # half of ResNet-18's width: stages of 32, 64, 128, 256 channels
@@ -81,7 +84,8 @@ val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
 test_evaluator = val_evaluator
 
 max_epochs = 12
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=6)
+# One validation, at the end (it picks the best checkpoint; the test run reuses it).
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
@@ -99,7 +103,7 @@ auto_scale_lr = dict(enable=False, base_batch_size=2)
 
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=6, max_keep_ckpts=1, save_best='coco/bbox_mAP_50', rule='greater'),
+    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1, save_best='coco/bbox_mAP_50', rule='greater'),
     visualization=dict(draw=True, test_out_dir='vis'))
 log_processor = dict(window_size=10)
 randomness = dict(seed=0)

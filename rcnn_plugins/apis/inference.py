@@ -18,6 +18,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 from ..engine.safe_load import allow_unsafe_load  # importing engine installs the safe loader
+from ..models.fast_inference import prepare_for_inference
 from ..registry import MODELS
 from ..structures import DetDataSample
 
@@ -25,7 +26,8 @@ ImageType = Union[str, Path, np.ndarray]
 
 
 def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
-                  cfg_options: Optional[dict] = None, unsafe_load: bool = False) -> torch.nn.Module:
+                  cfg_options: Optional[dict] = None, unsafe_load: bool = False, fuse_conv_bn: bool = False,
+                  channels_last: bool = False) -> torch.nn.Module:
     """Build the detector of a config, load a checkpoint into it and put it in eval mode.
 
     Args:
@@ -38,6 +40,9 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
             beyond tensors, numpy and mmengine's history, see
             :mod:`rcnn_plugins.engine.safe_load`) with ``weights_only=False``. It can run code:
             only for files you trust.
+        fuse_conv_bn, channels_last: the inference fast path (BN folded into the convolutions,
+            NHWC tensors), see :func:`rcnn_plugins.models.fast_inference.prepare_for_inference`;
+            results change only by float rounding.
 
     The class names stored in the checkpoint's ``meta.dataset_meta`` (written by the Runner) are
     attached as ``model.dataset_meta`` so predictions can be named.
@@ -59,7 +64,10 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
         else:  # init_cfg may load weights too (Pretrained backbone)
             model.init_weights()
             model.dataset_meta = None
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if fuse_conv_bn or channels_last:
+        prepare_for_inference(model, fuse_conv_bn=fuse_conv_bn, channels_last=channels_last)
+    return model
 
 
 def get_test_pipeline_cfg(cfg: Config) -> List[dict]:

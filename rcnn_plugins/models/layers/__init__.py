@@ -1,8 +1,10 @@
 """Layers: NMS helpers, RoI feature ops (``RoIAlign``, ``RoIPool``, ``CropAndResize`` registered in
-``MODELS``) and ``FrozenBatchNorm2d``."""
+``MODELS``), ``FrozenBatchNorm2d`` and ``fuse_conv_bn`` (BN folded into convolutions for inference)."""
 from .crop_and_resize import CropAndResize
 from .frozen_bn import FrozenBatchNorm2d
+from .fuse_conv_bn import fuse_conv_bn
 from .nms import batched_nms, multiclass_nms
 from .roi_ops import RoIAlign, RoIPool
 
-__all__ = ['FrozenBatchNorm2d', 'batched_nms', 'multiclass_nms', 'RoIAlign', 'RoIPool', 'CropAndResize']
+__all__ = ['FrozenBatchNorm2d', 'fuse_conv_bn', 'batched_nms', 'multiclass_nms', 'RoIAlign', 'RoIPool',
+           'CropAndResize']

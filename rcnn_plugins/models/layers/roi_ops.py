@@ -7,6 +7,7 @@ RoIs are (R, 5) ``[batch_index, x1, y1, x2, y2]`` in input-image pixels; ``spati
 """
 from typing import Tuple, Union
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 from torch.nn.modules.utils import _pair
@@ -19,8 +20,11 @@ def _check_rois(input: Tensor, rois: Tensor, owner: str) -> Tensor:
     if input.dim() != 4 or rois.dim() != 2 or rois.size(1) != 5:
         raise ValueError(f'{owner}: need input (B, C, H, W) and rois (R, 5) [batch_index, x1, y1, x2, y2], '
                          f'got {tuple(input.shape)} and {tuple(rois.shape)}')
-    # torchvision needs both in one dtype; under autocast the features may be half precision
-    # while the rois are float32.
+    # torchvision needs both in one dtype. Under autocast its roi_align casts both to float32
+    # itself, so the rois stay float32 there: in bf16 (8 mantissa bits) a coordinate near 1000 px
+    # would be rounded to a multiple of 8 px. A model converted to half precision gets half rois.
+    if torch.is_autocast_enabled(input.device.type):
+        return rois
     return rois.to(input.dtype)
 
 
