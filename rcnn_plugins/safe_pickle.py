@@ -46,9 +46,19 @@ for _name in ('Float16DType', 'Float32DType', 'Float64DType', 'Int32DType', 'Int
         NUMPY_GLOBALS[('numpy.dtypes', _name)] = getattr(np.dtypes, _name)
 
 
-def _load_storage_from_bytes(data: bytes):
-    """``torch.storage._load_from_bytes`` with ``weights_only=True``: the bytes come from the file."""
-    return torch.load(io.BytesIO(data), weights_only=True)
+class _LoadStorageFromBytes:
+    """``torch.storage._load_from_bytes`` with ``weights_only=True``: the bytes come from the file.
+
+    An instance with no ``__dict__`` and no slots rather than a function: a pickle's BUILD opcode
+    could otherwise set attributes on the allowed function for the rest of the process.
+    """
+    __slots__ = ()
+
+    def __call__(self, data: bytes):
+        return torch.load(io.BytesIO(data), weights_only=True)
+
+
+_load_storage_from_bytes = _LoadStorageFromBytes()
 
 
 TENSOR_GLOBALS: Globals = {

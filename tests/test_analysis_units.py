@@ -206,3 +206,18 @@ def test_results_loader_reads_tensors_and_arrays(tmp_path):
         assert torch.equal(loaded[0]['pred_instances']['bboxes'], data[0]['pred_instances']['bboxes'])
         np.testing.assert_array_equal(loaded[0]['pred_instances']['scores'], [0.5, 0.25])
         assert loaded[0]['img_id'] == 3 and loaded[0]['ori_shape'] == (4, 5)
+
+
+def test_results_loader_refuses_build_on_an_allowed_callable(tmp_path):
+    """GLOBAL torch.storage._load_from_bytes + BUILD with a state dict would set attributes on the
+    allowed callable; it has no __dict__, so the load fails and nothing is changed."""
+    from rcnn_plugins import safe_pickle
+    payload = (b'\x80\x02ctorch.storage\n_load_from_bytes\n'   # PROTO 2, GLOBAL
+               b'}X\x0c\x00\x00\x00__qualname__X\x03\x00\x00\x00haxs'  # EMPTY_DICT, key, value, SETITEM
+               b'b.')                                           # BUILD, STOP
+    path = tmp_path / 'build.pkl'
+    path.write_bytes(payload)
+    with pytest.raises(Exception):
+        load_results(str(path))
+    assert type(safe_pickle._load_storage_from_bytes).__qualname__ == '_LoadStorageFromBytes'
+    assert not hasattr(safe_pickle._load_storage_from_bytes, '__dict__')
