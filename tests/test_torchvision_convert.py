@@ -114,12 +114,27 @@ def test_same_detections_as_torchvision(tv_setup):
     # Non-trivial: torchvision finds its 100 detections of several classes.
     assert len(expected['scores']) == 100 and len(expected['labels'].unique()) >= 10
     assert len(got.scores) == len(expected['scores'])
-    assert torch.equal(got.labels + 1, expected['labels'])
-    box_diff = (got.bboxes - expected['boxes']).abs().max().item()
-    score_diff = (got.scores - expected['scores']).abs().max().item()
+    # Detections whose scores tie to ~1e-6 can come out in either order (float rounding differs
+    # with the thread count), so pair each of ours with torchvision's of the same label, box within
+    # 0.01 px and score within 1e-4, one to one. Only at the 100-detection cut may a near-tie
+    # keep a different box.
+    labels = got.labels + 1
+    taken = torch.zeros(len(expected['scores']), dtype=torch.bool)
+    box_diff = score_diff = 0.0
+    cut = expected['scores'].min()
+    for i in range(len(got.scores)):   # test-only loop over 100 detections
+        d_box = (expected['boxes'] - got.bboxes[i]).abs().amax(dim=1)
+        d_score = (expected['scores'] - got.scores[i]).abs()
+        match = ((expected['labels'] == labels[i]) & ~taken & (d_box < 0.01) & (d_score < 1e-4)).nonzero()
+        if len(match) == 0:
+            assert got.scores[i] - cut < 1e-4, f'detection {i} (label {labels[i]}, score {got.scores[i]:.6f}) ' \
+                                              'has no torchvision counterpart'
+            continue
+        j = match[0, 0]
+        taken[j] = True
+        box_diff, score_diff = max(box_diff, d_box[j].item()), max(score_diff, d_score[j].item())
+    assert taken.sum() >= len(taken) - 2
     print(f'max |box diff| {box_diff:.2e} px, max |score diff| {score_diff:.2e}')
-    assert box_diff < 0.01
-    assert score_diff < 1e-4
 
 
 def test_round_trip_gives_the_identical_state_dict(tv_setup):
