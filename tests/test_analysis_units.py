@@ -206,3 +206,32 @@ def test_results_loader_reads_tensors_and_arrays(tmp_path):
         assert torch.equal(loaded[0]['pred_instances']['bboxes'], data[0]['pred_instances']['bboxes'])
         np.testing.assert_array_equal(loaded[0]['pred_instances']['scores'], [0.5, 0.25])
         assert loaded[0]['img_id'] == 3 and loaded[0]['ori_shape'] == (4, 5)
+
+
+def test_tools_turn_bad_inputs_into_one_line(tmp_path):
+    """A missing file, a bad log line or an unknown key ends a tool with its message, no traceback."""
+    import importlib.util
+    from rcnn_plugins.analysis import build_random_detector
+    from rcnn_plugins.analysis.errors import exit_on_user_error
+
+    @exit_on_user_error
+    def fails(err):
+        raise err
+
+    with pytest.raises(SystemExit, match=r"error: key 'x' is not in the log$"):
+        fails(KeyError("key 'x' is not in the log"))
+    with pytest.raises(RuntimeError):  # a bug is not the user's: its traceback stays
+        fails(RuntimeError('bug'))
+    root = os.path.join(os.path.dirname(__file__), '..')
+    spec = importlib.util.spec_from_file_location('eval_metric', os.path.join(root, 'tools', 'analysis_tools',
+                                                                              'eval_metric.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    config = os.path.join(root, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
+    with pytest.raises(SystemExit, match=r'error: .*none\.pkl: no such predictions file'):
+        tool.main([config, str(tmp_path / 'none.pkl')])
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    model = build_random_detector(cfg)
+    assert not model.training and cfg.model.backbone.get('init_cfg') == Config.fromfile(config).model.backbone.get(
+        'init_cfg')  # the caller's config is left as it was
