@@ -79,8 +79,11 @@ def infer_main(argv: Optional[Sequence[str]] = None) -> dict:
         slice_cfg = dict(slice_hw=tuple(args.slice), overlap=args.overlap, merge=args.slice_merge,
                          match_metric=args.slice_match_metric, match_thr=args.slice_match_thr,
                          nms_iou_thr=args.slice_nms_iou_thr, full_image=args.slice_full_image)
-    inferencer = DetInferencer(args.config, args.checkpoint, device=args.device, classes=args.classes)
-    return inferencer(args.inputs, batch_size=args.batch_size, out_dir=args.out_dir,
-                      pred_score_thr=args.score_thr, no_save_vis=args.no_save_vis,
-                      no_save_pred=args.no_save_pred, recursive=args.recursive, slice_cfg=slice_cfg,
-                      coco_json=args.coco_json, ann_file=args.ann_file)
+    try:
+        inferencer = DetInferencer(args.config, args.checkpoint, device=args.device, classes=args.classes)
+        return inferencer(args.inputs, batch_size=args.batch_size, out_dir=args.out_dir,
+                          pred_score_thr=args.score_thr, no_save_vis=args.no_save_vis,
+                          no_save_pred=args.no_save_pred, recursive=args.recursive, slice_cfg=slice_cfg,
+                          coco_json=args.coco_json, ann_file=args.ann_file)
+    except (FileNotFoundError, ValueError) as err:  # bad inputs, classes, slice or checkpoint: one line
+        raise SystemExit(f'infer: error: {err}') from None

@@ -221,3 +221,32 @@ def test_results_loader_refuses_build_on_an_allowed_callable(tmp_path):
         load_results(str(path))
     assert type(safe_pickle._load_storage_from_bytes).__qualname__ == '_LoadStorageFromBytes'
     assert not hasattr(safe_pickle._load_storage_from_bytes, '__dict__')
+
+
+def test_tools_turn_bad_inputs_into_one_line(tmp_path):
+    """A missing file, a bad log line or an unknown key ends a tool with its message, no traceback."""
+    import importlib.util
+    from rcnn_plugins.analysis import build_random_detector
+    from rcnn_plugins.analysis.errors import exit_on_user_error
+
+    @exit_on_user_error
+    def fails(err):
+        raise err
+
+    with pytest.raises(SystemExit, match=r"error: key 'x' is not in the log$"):
+        fails(KeyError("key 'x' is not in the log"))
+    with pytest.raises(RuntimeError):  # a bug is not the user's: its traceback stays
+        fails(RuntimeError('bug'))
+    root = os.path.join(os.path.dirname(__file__), '..')
+    spec = importlib.util.spec_from_file_location('eval_metric', os.path.join(root, 'tools', 'analysis_tools',
+                                                                              'eval_metric.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    config = os.path.join(root, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
+    with pytest.raises(SystemExit, match=r'error: .*none\.pkl: no such predictions file'):
+        tool.main([config, str(tmp_path / 'none.pkl')])
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    model = build_random_detector(cfg)
+    assert not model.training and cfg.model.backbone.get('init_cfg') == Config.fromfile(config).model.backbone.get(
+        'init_cfg')  # the caller's config is left as it was

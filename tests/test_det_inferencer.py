@@ -180,6 +180,12 @@ def test_inputs_glob_list_array_recursive(folder, tmp_path, inferencer):
     assert [i.name for i in collect_inputs(str(listing))] == ['003.jpg', 'a.jpg', 'a_1.jpg']
     with pytest.raises(FileNotFoundError, match='no-such'):
         collect_inputs(str(tmp_path / 'no-such.jpg'))
+    empty_list = tmp_path / 'empty.txt'
+    empty_list.write_text('# nothing yet\n\n')
+    with pytest.raises(FileNotFoundError, match='empty.txt names no images'):
+        collect_inputs(str(empty_list))
+    with pytest.raises(ValueError, match='no inputs given'):
+        collect_inputs([])
 
     # Arrays: MMDetection's names, same predictions as the file.
     out = inferencer([img, str(tmp_path / 'tree' / 'a.jpg')], out_dir=str(tmp_path / 'o'), no_save_pred=False,
@@ -261,6 +267,11 @@ def test_classes_override_and_errors(checkpoint):
         DetInferencer(CONFIG, checkpoint, device='cpu', classes=['a', 'b'])
     with pytest.raises(ValueError, match='slice_hw'):
         inf(np.zeros((10, 10, 3), np.uint8), slice_cfg=dict(overlap=0.2))
+    # An empty or wrongly shaped array is skipped with its reason, like an unreadable file.
+    out = inf([np.zeros((0, 0, 3), np.uint8), np.zeros((8, 8, 5), np.uint8)])
+    assert out['predictions'] == [] and inf.skipped == ['array input 00000000.jpg', 'array input 00000001.jpg']
+    with pytest.raises(SystemExit, match='infer: error: input .*no-such.jpg'):
+        infer_main(['no-such.jpg', CONFIG, checkpoint])
 
 
 def test_batch_by_shape_keeps_order_and_bounds_waiting():

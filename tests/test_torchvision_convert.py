@@ -155,7 +155,8 @@ def test_round_trip_gives_the_identical_state_dict(tv_setup):
 def test_pretrained_file_layout_and_errors(tv_setup, tmp_path):
     """The released COCO file has pre-0.13 FPN / RPN conv names and FrozenBatchNorm2d (no
     num_batches_tracked); it converts to the same tensors. Wrong files get a clear error."""
-    from rcnn_plugins.models.converters import ConversionError, rcnn_to_torchvision, torchvision_to_rcnn
+    from rcnn_plugins.models.converters import (ConversionError, convert_to_torchvision_checkpoint, rcnn_to_torchvision,
+                                                torchvision_to_rcnn)
     new = torch.load(tv_setup['src'], weights_only=True)
     old = {}
     for k, v in new.items():
@@ -194,3 +195,11 @@ def test_pretrained_file_layout_and_errors(tv_setup, tmp_path):
                            str(tmp_path / 'x.pth')], cwd=REPO, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=REPO))
     assert proc.returncode != 0 and 'bad.pth: cannot be read' in proc.stderr and 'Traceback' not in proc.stderr
+
+    # A Runner checkpoint (message hub history, numpy scalars in meta) converts back, as the docs say.
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('test_torchvision_convert')
+    hub.update_scalar('train/loss', 1.0)
+    runner_ckpt = dict(state_dict=from_new, meta=dict(seed=np.int64(3)), message_hub=hub.state_dict())
+    torch.save(runner_ckpt, tmp_path / 'epoch_1.pth')
+    assert convert_to_torchvision_checkpoint(str(tmp_path / 'epoch_1.pth'), str(tmp_path / 'tv.pth')) == 91

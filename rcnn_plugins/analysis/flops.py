@@ -7,12 +7,16 @@ stage's cost grows with the number of proposals it classifies, which depends on 
 keeps fewer boxes of an untrained RPN), so the table also gives the RoIs counted and the head's
 cost per RoI; compare heads at the same number of RoIs.
 """
+import copy
 from typing import Dict, Tuple
 
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
 from ..evaluation.functional import format_table
+from ..registry import MODELS
 
 # Our component names, and where torchvision's fasterrcnn_resnet50_fpn keeps the same part.
 PARTS = ('backbone', 'neck', 'rpn_head', 'roi_head')
@@ -37,6 +41,15 @@ def _count(model: torch.nn.Module, inputs: tuple, roi_module: torch.nn.Module, n
         result[f'{part}_flops'] = by_module.get(name, 0)
         result[f'{part}_params'] = params.get(name, 0)
     return result
+
+
+def build_random_detector(cfg: Config) -> torch.nn.Module:
+    """The config's detector with random weights (no pretrained backbone to load), in eval mode."""
+    init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
+    model_cfg = copy.deepcopy(cfg.model)
+    if model_cfg.get('backbone') is not None:
+        model_cfg.backbone.pop('init_cfg', None)  # counting needs no weights: no download
+    return MODELS.build(model_cfg).eval()
 
 
 def detector_flops(model: torch.nn.Module, shape: Tuple[int, int]) -> dict:

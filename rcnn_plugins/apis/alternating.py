@@ -39,6 +39,7 @@ from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.registry import init_default_scope
 
+from ..engine.safe_load import load_checkpoint_file
 from .inference import init_detector
 from .proposals import generate_proposal_files, leaf_datasets, proposal_file_names
 
@@ -137,8 +138,13 @@ def stage_config(cfg: Config, k: int, work_dir: str) -> Config:
     return stage
 
 
+def _load(path: str) -> dict:
+    """A stage's checkpoint, through the safe loader (tensors and plain metadata only)."""
+    return load_checkpoint_file(path, map_location='cpu')
+
+
 def _load_state(path: str) -> dict:
-    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    ckpt = _load(path)
     return ckpt.get('state_dict', ckpt)
 
 
@@ -215,8 +221,7 @@ def assemble_final(cfg: Config, work_dir: str) -> str:
     """``faster_rcnn_final.pth``: shared layers (checked identical in stages 2, 3, 4), stage 3's RPN
     head as ``rpn_head``, stage 4's ``roi_head``."""
     shared = _shared_prefixes(cfg)
-    ckpts = [torch.load(stage_paths(work_dir, k, cfg)['ckpt'], map_location='cpu', weights_only=False)
-             for k in range(4)]
+    ckpts = [_load(stage_paths(work_dir, k, cfg)['ckpt']) for k in range(4)]
     states = [ckpt['state_dict'] for ckpt in ckpts]
     final = _pick(states[1], shared)
     for k in (2, 3):

@@ -33,7 +33,7 @@ from ..structures import DetDataSample
 from ..visualization import DetLocalVisualizer
 from .batching import batch_by_shape, group_by_shape
 from .inference import get_test_pipeline_cfg, init_detector
-from .inputs import InputItem, InputsType, collect_inputs
+from .inputs import InputItem, InputsType, check_array, collect_inputs
 from .results import CocoResultsWriter, OutputWriter, pred_to_dict
 from .slicing import check_slice_cfg, sliced_predict
 from .video import VideoReader
@@ -137,7 +137,7 @@ class DetInferencer:
         for item in items:
             if item.array is not None:
                 try:
-                    img = to_bgr_uint8(item.array)  # as the pipeline's array loader normalises it
+                    img = to_bgr_uint8(check_array(item.array))  # as the pipeline's array loader does
                 except ValueError as err:
                     self._skip(item, err, progress)
                     continue

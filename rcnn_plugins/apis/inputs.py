@@ -39,6 +39,13 @@ class InputItem:
     fps: Optional[float] = None
 
 
+def check_array(array: np.ndarray) -> np.ndarray:
+    """An in-memory image must be (H, W) or (H, W, 1 | 3 | 4) with H, W >= 1; raises ``ValueError`` else."""
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)) or 0 in array.shape[:2]:
+        raise ValueError(f'an image array must be (H, W) or (H, W, 1|3|4) with H, W >= 1, got shape {array.shape}')
+    return array
+
+
 def is_video_file(path: str) -> bool:
     return path.lower().endswith(VIDEO_EXTENSIONS)
 
@@ -88,16 +95,22 @@ def _from_list_file(list_file: str) -> List[InputItem]:
             if not osp.isabs(path) and not osp.exists(path) and osp.exists(osp.join(base, path)):
                 path = osp.join(base, path)
             items.append(_file_item(path, None))
+    if not items:
+        raise FileNotFoundError(f'list file {list_file} names no images or videos (one path per line; '
+                                'blank lines and # comments are skipped)')
     return items
 
 
 def collect_inputs(inputs: InputsType, recursive: bool = False) -> List[InputItem]:
     """Expand ``inputs`` (see module docstring) into items with unique output names.
 
-    Raises ``FileNotFoundError`` naming the input when a given path, folder or glob matches nothing.
+    Raises ``FileNotFoundError`` naming the input when a given path, folder, glob or list file
+    matches nothing, ``ValueError`` when ``inputs`` is an empty list.
     """
     if isinstance(inputs, (str, os.PathLike, np.ndarray)):
         inputs = [inputs]
+    if len(inputs) == 0:
+        raise ValueError('no inputs given: pass image / video files, folders, glob patterns, list files or arrays')
     items: List[InputItem] = []
     num_arrays = 0
     for inp in inputs:

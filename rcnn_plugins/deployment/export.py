@@ -28,7 +28,7 @@ def _metadata(model, shape) -> dict:
                 outputs=dict(boxes='(K, 4) xyxy, pixels of the input tensor', scores='(K,)', labels='(K,) int64'))
 
 
-def _example_input(spec: dict, shape: Optional[Sequence[int]]) -> torch.Tensor:
+def _example_input(shape: Optional[Sequence[int]]) -> torch.Tensor:
     if shape is None:
         raise ValueError('export needs --shape H W: the size of the example input (with --dynamic only the '
                          'size traced; other sizes work too)')
@@ -51,7 +51,7 @@ def export_onnx(model, out: str, shape: Sequence[int], dynamic: bool = False, op
         raise ValueError(f'opset {opset}: torchvision\'s RoiAlign symbolic with aligned=True needs opset >= 16')
     meta = _metadata(model, None if dynamic else shape)
     wrapper = DetectorExportWrapper(model)
-    x = _example_input(meta['preprocess'], shape)
+    x = _example_input(shape)
     axes = None
     if dynamic:
         axes = {'image': {2: 'height', 3: 'width'}, 'boxes': {0: 'num_dets'}, 'scores': {0: 'num_dets'},
@@ -83,7 +83,7 @@ def export_torch(model, out: str, shape: Sequence[int], dynamic: bool = False) -
     """
     meta = _metadata(model, None if dynamic else shape)
     wrapper = DetectorExportWrapper(model)
-    x = _example_input(meta['preprocess'], shape)
+    x = _example_input(shape)
     dynamic_shapes = None
     if dynamic:
         from torch.export import Dim

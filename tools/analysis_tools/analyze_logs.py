@@ -8,6 +8,7 @@
 import argparse
 
 from rcnn_plugins.analysis import cal_train_time, plot_curve
+from rcnn_plugins.analysis.errors import exit_on_user_error
 
 
 def parse_args(argv=None):
@@ -27,6 +28,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
     if args.task == 'plot_curve':

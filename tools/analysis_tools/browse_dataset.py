@@ -8,6 +8,7 @@ import argparse
 from mmengine.config import DictAction
 
 from rcnn_plugins.analysis import browse_dataset, load_config
+from rcnn_plugins.analysis.errors import exit_on_user_error
 
 
 def parse_args(argv=None):
@@ -23,6 +24,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
     if args.not_show and args.output_dir is None:

@@ -17,6 +17,7 @@ from mmengine.config import DictAction
 
 from rcnn_plugins.analysis import (build_test_dataset, calculate_confusion_matrix, load_config,
                                    load_results, plot_confusion_matrix)
+from rcnn_plugins.analysis.errors import exit_on_user_error
 
 
 def parse_args(argv=None):
@@ -33,6 +34,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)

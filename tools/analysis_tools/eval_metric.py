@@ -9,6 +9,7 @@ import json
 from mmengine.config import DictAction
 
 from rcnn_plugins.analysis import evaluate_results, load_config, load_results
+from rcnn_plugins.analysis.errors import exit_on_user_error
 
 
 def parse_args(argv=None):
@@ -20,6 +21,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)

@@ -8,10 +8,10 @@ for what is and is not counted). Both models run with random weights on the same
 import argparse
 
 from mmengine.config import DictAction
-from mmengine.registry import init_default_scope
 
-from rcnn_plugins.analysis import complexity_table, detector_flops, load_config, torchvision_flops
-from rcnn_plugins.registry import MODELS
+from rcnn_plugins.analysis import (build_random_detector, complexity_table, detector_flops, load_config,
+                                   torchvision_flops)
+from rcnn_plugins.analysis.errors import exit_on_user_error
 
 
 def parse_args(argv=None):
@@ -22,15 +22,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
     if len(args.shape) not in (1, 2):
         raise SystemExit('--shape takes H W or a single side')
     shape = (args.shape[0], args.shape[-1])
-    cfg = load_config(args.config, args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
-    cfg.model.get('backbone', {}).pop('init_cfg', None)   # random weights: nothing to load
-    model = MODELS.build(cfg.model)
+    model = build_random_detector(load_config(args.config, args.cfg_options))
     columns = {'ours': detector_flops(model, shape), 'torchvision fasterrcnn_resnet50_fpn': torchvision_flops(shape)}
     print(f'Input shape: {shape[0]}x{shape[1]} (1 image)')
     print(complexity_table(columns))

@@ -12,6 +12,7 @@ import os.path as osp
 from mmengine.config import DictAction
 
 from rcnn_plugins.analysis import coco_pr_curves, load_config, load_results, plot_pr_curves
+from rcnn_plugins.analysis.errors import exit_on_user_error
 
 
 def parse_args(argv=None):
@@ -24,6 +25,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)

@@ -177,12 +177,16 @@ def rcnn_to_torchvision(state: Dict[str, Tensor], background_bbox_pred: Optional
 
 
 def _load(path: str) -> dict:
+    """Read a checkpoint with the project's safe loader: plain state dicts and Runner
+    checkpoints (message hub history, numpy metadata) load; files needing other pickle globals
+    are refused unless the user opted in (``RCNN_PLUGINS_UNSAFE_LOAD=1``)."""
+    from ...engine.safe_load import load_checkpoint_file
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path}: no such file')
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure: say which file and why
-        raise ConversionError(f'{path}: cannot be read as a torch checkpoint ({type(err).__name__}: {err})') from err
+        obj = load_checkpoint_file(path, map_location='cpu')
+    except Exception as err:  # noqa: BLE001 - unreadable or refused: say which file and why
+        raise ConversionError(f'{path}: cannot be read as a torch checkpoint: {err}') from None
     if not isinstance(obj, dict):
         raise ConversionError(f'{path}: holds a {type(obj).__name__}, expected a state dict (dict of tensors)')
     return obj
