@@ -12,11 +12,13 @@
 """
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 import time
 
 import torch
+from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import make_demo_data  # noqa: E402  (tools/ is not a package)
@@ -30,16 +32,17 @@ def main(argv=None) -> None:
     parser.add_argument('--config', default='configs/faster_rcnn/faster-rcnn_r18_fpn_demo.py')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data', default='data/demo', help='where the demo dataset lives')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch intra-op threads (default 1: see below)')
+    parser.add_argument('--threads', type=int, default=min(2, os.cpu_count() or 1),
+                        help='torch intra-op threads (default: 2 where there are 2+ cores; see below)')
     parser.add_argument('--precision', choices=['auto', 'bf16', 'fp32'], default='auto',
                         help='auto: bf16 autocast where the CPU has native bf16 (AVX-512 BF16 / AMX), '
                              'else fp32')
     args = parser.parse_args(argv)
-    # On the 2-core target machine one thread is the robust choice: 1 thread runs a demo iteration
-    # in ~0.28 s; 2 threads start at ~0.21 s on an idle machine but slow to 0.6-0.9 s whenever
-    # anything else wants a core (OpenMP threads wait on each other at every op). Measured end to
-    # end: 1 thread, 12 epochs 544 s / mAP50 0.90; 2 threads, 10 epochs 585 s / mAP50 0.79.
+    # Measured on the demo's fp32 step (2-core AVX2 machine, idle): 1 thread 0.20 s, 2 threads 0.17 s.
+    # 2 threads slow down a lot whenever anything else wants a core (OpenMP threads wait on each
+    # other at every op): on a busy machine pass --threads 1. Two 1-thread DDP processes (batch 1
+    # each) were slower still (0.18 s a step: gloo's all-reduce competes for the same cores) and
+    # their batch-of-1 BatchNorm cost mAP (0.88).
     torch.set_num_threads(args.threads)
     # Denormal floats (tiny activations/gradients of a from-scratch model) take a slow path on x86.
     torch.set_flush_denormal(True)
@@ -58,8 +61,10 @@ def main(argv=None) -> None:
                  f'val_evaluator.ann_file={args.data}/annotations/val.json',
                  f'test_evaluator.ann_file={args.data}/annotations/val.json']
 
+    # The test below evaluates the final checkpoint: no validation during training.
+    no_val = [f'train_cfg.val_interval={Config.fromfile(args.config).train_cfg.max_epochs + 1}']
     train_start = time.time()
-    train_main([args.config, '--work-dir', args.work_dir, *amp, '--cfg-options', *data_opts])
+    train_main([args.config, '--work-dir', args.work_dir, *amp, '--cfg-options', *data_opts, *no_val])
     train_time = time.time() - train_start
 
     with open(osp.join(args.work_dir, 'last_checkpoint')) as f:

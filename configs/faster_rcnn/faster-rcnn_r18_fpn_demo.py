@@ -1,6 +1,6 @@
 # The demo: Faster R-CNN with a narrow ResNet-18 + FPN trained from scratch on the generated shapes
 # dataset (tools/make_demo_data.py -> data/demo), sized to train in a few minutes on a 2-core CPU.
-# `make demo` runs it (1 torch thread, see tools/demo.py); README.md ("Measured numbers") has its
+# `make demo` runs it (2 torch threads on 2+ cores, see tools/demo.py); README.md ("Measured numbers") has its
 # wall time and mAP on a 2-core CPU.
 _base_ = [
     '../_base_/models/faster-rcnn_r50_fpn.py',
@@ -83,8 +83,10 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
 test_evaluator = val_evaluator
 
-max_epochs = 12
-# One validation, at the end (it picks the best checkpoint; the test run reuses it).
+# 10 epochs: on a 2-core AVX2 CPU (fp32, 2 threads, seed 0) 9 epochs gave mAP@0.5 0.888, 10 epochs
+# 0.926 in 277 s, 12 epochs 0.919 (the cosine decay anneals sooner in a shorter schedule).
+# One validation, at the end (tools/demo.py skips it: its test step evaluates the same checkpoint).
+max_epochs = 10
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
@@ -92,7 +94,8 @@ test_cfg = dict(type='TestLoop')
 # From scratch: AdamW with a short warm-up, then cosine decay to 1% of the peak.
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4, foreach=True),  # foreach: one kernel per op for all tensors
+    # fused: one kernel per parameter for the whole AdamW update (the per-op path costs ~10 ms a step here)
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4, fused=True),
     clip_grad=dict(max_norm=10, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
@@ -104,6 +107,7 @@ auto_scale_lr = dict(enable=False, base_batch_size=2)
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1, save_best='coco/bbox_mAP_50', rule='greater'),
-    visualization=dict(draw=True, test_out_dir='vis'))
+    # Drawn predictions: only the confident ones (the 0.3 default clutters 128-176 px images).
+    visualization=dict(draw=True, test_out_dir='vis', score_thr=0.5))
 log_processor = dict(window_size=10)
 randomness = dict(seed=0)

@@ -3,7 +3,7 @@
 MMDetection 3.x's class and call signature, so its notebook code carries over::
 
     inferencer = DetInferencer(model='configs/faster_rcnn/faster-rcnn_r18_fpn_demo.py',
-                               weights='work_dirs/demo/epoch_12.pth', device='cpu')
+                               weights='work_dirs/demo/epoch_10.pth', device='cpu')
     out = inferencer('photos/', out_dir='outputs', batch_size=4, no_save_pred=False)
     out['predictions'][0]          # {'labels': [...], 'scores': [...], 'bboxes': [[x1, y1, x2, y2], ...], ...}
 

@@ -2,7 +2,7 @@
 
 Mirrors MMDetection's names so notebook code carries over::
 
-    model = init_detector('configs/faster_rcnn/faster-rcnn_r18_fpn_demo.py', 'work_dirs/demo/epoch_12.pth')
+    model = init_detector('configs/faster_rcnn/faster-rcnn_r18_fpn_demo.py', 'work_dirs/demo/epoch_10.pth')
     result = inference_detector(model, 'image.png')      # DetDataSample
     result.pred_instances.bboxes                         # (K, 4) xyxy, pixels of image.png
 """

@@ -4,6 +4,10 @@ Named and parametrised as mmcv's ops (which mmcv-lite lacks) so an MMDetection c
 ``roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0)`` builds here from ``MODELS``.
 RoIs are (R, 5) ``[batch_index, x1, y1, x2, y2]`` in input-image pixels; ``spatial_scale``
 (1 / feature stride) maps them onto the feature map.
+
+``RoIAlign`` in CPU training uses torchvision's forward with a vectorised backward
+(``roi_align_cpu.py``: 4-5x faster than torchvision's serial CPU loop, same gradient up to float
+summation order); inference, tracing and GPUs use torchvision's op as it is.
 """
 from typing import Tuple, Union
 
@@ -14,6 +18,7 @@ from torch.nn.modules.utils import _pair
 from torchvision.ops import roi_align, roi_pool
 
 from rcnn_plugins.registry import MODELS
+from .roi_align_cpu import roi_align_cpu_train, use_vectorised_backward
 
 
 def _check_rois(input: Tensor, rois: Tensor, owner: str) -> Tensor:
@@ -56,6 +61,9 @@ class RoIAlign(nn.Module):
     def forward(self, input: Tensor, rois: Tensor) -> Tensor:
         """input (B, C, H, W), rois (R, 5) -> (R, C, out_h, out_w)."""
         rois = _check_rois(input, rois, 'RoIAlign')
+        if use_vectorised_backward(input):  # CPU training: same forward, a faster backward
+            return roi_align_cpu_train(input, rois, self.output_size, self.spatial_scale, self.sampling_ratio,
+                                       self.aligned)
         return roi_align(input, rois, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned)
 
     def extra_repr(self) -> str:
