@@ -26,8 +26,8 @@ import torch
 from torch import Tensor
 
 # Scattered values per chunk of RoIs, (n, PH, gh, 2, Kx, C) floats: small enough to stay in the
-# CPU cache between the multiply that writes them and the scatter that reads them (measured on an
-# R50-FPN training step: 4x faster than one chunk per 64 RoIs).
+# CPU cache between the multiply that writes them and the scatter that reads them (measured on the
+# backward calls of an R50-FPN training step: 0.32 s, against 0.71 s with chunks of 64 RoIs).
 _CHUNK_ELEMENTS = 1024 * 1024
 
 
