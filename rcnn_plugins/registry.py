@@ -92,6 +92,20 @@ class Registry(MMEngineRegistry):
                 raise
             raise KeyError(hint) from None
 
+def build_or_use(registry: MMEngineRegistry, cfg_or_obj, default_args: Optional[dict] = None):
+    """A component from its config, or the component itself when it is already built.
+
+    Constructors that take a sub-component (``bbox_head``, ``bbox_coder``, ``assigner``, ...)
+    call this, so a component can be passed as an instance (tried in a notebook or a test
+    without registering it, as torchvision's and Detectron2's constructors allow) or as a
+    config dict (MMDetection's way). ``None`` stays ``None``; ``default_args`` only apply to a
+    config.
+    """
+    if cfg_or_obj is None or not isinstance(cfg_or_obj, dict):
+        return cfg_or_obj
+    return registry.build(cfg_or_obj, default_args=default_args)
+
+
 # Runner machinery: child registries let a config with default_scope='rcnn_plugins' reach
 # mmengine's entries through the parent chain; LOOPS and HOOKS also hold our own (resumable train
 # loops, atomic CheckpointHook, RNGStateHook, ...).

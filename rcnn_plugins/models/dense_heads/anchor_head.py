@@ -17,7 +17,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from ...registry import MODELS, TASK_UTILS
+from ...registry import MODELS, TASK_UTILS, build_or_use
 from ...structures import DetDataSample
 from ..utils import require_cfg, unpack_gt_instances
 
@@ -57,23 +57,23 @@ class AnchorHead(BaseModule):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.feat_channels = feat_channels
-        self.use_sigmoid_cls = loss_cls.get('use_sigmoid', False)
+        self.loss_cls = build_or_use(MODELS, loss_cls)
+        self.use_sigmoid_cls = getattr(self.loss_cls, 'use_sigmoid', False)
         # Sigmoid scores one logit per class; softmax adds a background logit.
         self.cls_out_channels = num_classes if self.use_sigmoid_cls else num_classes + 1
         self.reg_decoded_bbox = reg_decoded_bbox
 
-        self.prior_generator = TASK_UTILS.build(anchor_generator)
+        self.prior_generator = build_or_use(TASK_UTILS, anchor_generator)
         self.num_base_priors = self.prior_generator.num_base_priors[0]
-        self.bbox_coder = TASK_UTILS.build(bbox_coder)
-        self.loss_cls = MODELS.build(loss_cls)
-        self.loss_bbox = MODELS.build(loss_bbox)
+        self.bbox_coder = build_or_use(TASK_UTILS, bbox_coder)
+        self.loss_bbox = build_or_use(MODELS, loss_bbox)
 
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         if train_cfg is not None:
             require_cfg(train_cfg, ('assigner', 'sampler'), f'{type(self).__name__} train_cfg')
-            self.assigner = TASK_UTILS.build(train_cfg['assigner'])
-            self.sampler = TASK_UTILS.build(train_cfg['sampler'])
+            self.assigner = build_or_use(TASK_UTILS, train_cfg['assigner'])
+            self.sampler = build_or_use(TASK_UTILS, train_cfg['sampler'])
         self._init_layers()
 
     def _init_layers(self) -> None:

@@ -16,7 +16,7 @@ from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ...registry import MODELS
+from ...registry import MODELS, build_or_use
 from ...structures import DetDataSample
 
 
@@ -62,7 +62,12 @@ def objectness_samples(batch_data_samples: Sequence[DetDataSample]) -> List[DetD
 
 
 def rpn_head_config(rpn_head: dict, train_cfg: Optional[dict], test_cfg: Optional[dict], owner: str) -> dict:
-    """The RPN head's config with ``num_classes=1`` and its ``train_cfg.rpn`` / ``test_cfg.rpn``."""
+    """The RPN head's config with ``num_classes=1`` and its ``train_cfg.rpn`` / ``test_cfg.rpn``.
+
+    A head passed as a built module is used as it is (it carries its own train / test config).
+    """
+    if not isinstance(rpn_head, dict):
+        return rpn_head
     if test_cfg is None or 'rpn' not in test_cfg:
         raise ValueError(f'{owner}: test_cfg.rpn is required with an rpn_head '
                          '(nms_pre, max_per_img, nms, min_bbox_size)')
@@ -82,9 +87,9 @@ class BaseDetector(BaseModel):
     def __init__(self, backbone: dict, neck: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
                  init_cfg=None) -> None:
         super().__init__(data_preprocessor=build_data_preprocessor(data_preprocessor), init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
+        self.backbone = build_or_use(MODELS, backbone)
         if neck is not None:
-            self.neck = MODELS.build(neck)
+            self.neck = build_or_use(MODELS, neck)
 
     @property
     def with_neck(self) -> bool:

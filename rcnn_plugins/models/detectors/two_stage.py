@@ -9,7 +9,7 @@ from typing import List, Optional
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ...registry import MODELS
+from ...registry import MODELS, build_or_use
 from ...structures import DetDataSample
 from .base import BaseDetector, check_data_samples, objectness_samples, rpn_head_config
 
@@ -33,11 +33,12 @@ class TwoStageDetector(BaseDetector):
             raise ValueError(f'{type(self).__name__} needs a roi_head config (for proposals only use RPN)')
         super().__init__(backbone, neck, data_preprocessor, init_cfg)
         if rpn_head is not None:
-            self.rpn_head = MODELS.build(rpn_head_config(rpn_head, train_cfg, test_cfg, type(self).__name__))
-        roi_cfg = copy.deepcopy(roi_head)
-        roi_cfg.update(train_cfg=train_cfg['rcnn'] if train_cfg is not None else None,
-                       test_cfg=test_cfg['rcnn'] if test_cfg is not None else None)
-        self.roi_head = MODELS.build(roi_cfg)
+            self.rpn_head = build_or_use(MODELS, rpn_head_config(rpn_head, train_cfg, test_cfg, type(self).__name__))
+        if isinstance(roi_head, dict):
+            roi_head = copy.deepcopy(roi_head)
+            roi_head.update(train_cfg=train_cfg['rcnn'] if train_cfg is not None else None,
+                            test_cfg=test_cfg['rcnn'] if test_cfg is not None else None)
+        self.roi_head = build_or_use(MODELS, roi_head)  # a built head keeps its own train/test cfg
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
 

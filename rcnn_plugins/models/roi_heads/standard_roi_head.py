@@ -10,7 +10,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ...registry import MODELS, TASK_UTILS
+from ...registry import MODELS, TASK_UTILS, build_or_use
 from ...structures import DetDataSample, bbox2roi
 from ..utils import empty_instances, require_cfg, unpack_gt_instances
 
@@ -31,13 +31,13 @@ class StandardRoIHead(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
-        self.bbox_roi_extractor = MODELS.build(bbox_roi_extractor)
-        self.bbox_head = MODELS.build(bbox_head)
+        self.bbox_roi_extractor = build_or_use(MODELS, bbox_roi_extractor)
+        self.bbox_head = build_or_use(MODELS, bbox_head)
         if train_cfg is not None:
             require_cfg(train_cfg, ('assigner', 'sampler'), 'StandardRoIHead train_cfg (train_cfg.rcnn)')
-            self.bbox_assigner = TASK_UTILS.build(train_cfg['assigner'])
+            self.bbox_assigner = build_or_use(TASK_UTILS, train_cfg['assigner'])
             # Every sampler gets the head (MMDetection's interface): OHEMSampler runs its box branch.
-            self.bbox_sampler = TASK_UTILS.build(train_cfg['sampler'], default_args=dict(context=self))
+            self.bbox_sampler = build_or_use(TASK_UTILS, train_cfg['sampler'], default_args=dict(context=self))
 
     def _bbox_forward(self, x: Sequence[Tensor], rois: Tensor) -> Tuple[Tensor, Tensor]:
         """(R, 5) rois -> cls_score (R, num_classes + 1), bbox_pred (R, 4*C or 4)."""

@@ -13,7 +13,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from ....registry import MODELS, TASK_UTILS
+from ....registry import MODELS, TASK_UTILS, build_or_use
 from ...layers.nms import multiclass_nms
 from ...losses import accuracy
 from ...utils import empty_instances, require_cfg
@@ -50,7 +50,8 @@ class BBoxHead(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if num_classes < 1:
             raise ValueError(f'{type(self).__name__}: num_classes must be >= 1, got {num_classes}')
-        if loss_cls.get('use_sigmoid', False):
+        self.loss_cls = build_or_use(MODELS, loss_cls)
+        if getattr(self.loss_cls, 'use_sigmoid', False):
             raise ValueError(f'{type(self).__name__}: loss_cls must be a softmax loss (use_sigmoid=False); '
                              'the head predicts num_classes + 1 logits with background last')
         self.roi_feat_size = (roi_feat_size, roi_feat_size) if isinstance(roi_feat_size, int) else tuple(roi_feat_size)
@@ -59,9 +60,8 @@ class BBoxHead(BaseModule):
         self.num_classes = num_classes
         self.reg_class_agnostic = reg_class_agnostic
         self.reg_decoded_bbox = reg_decoded_bbox
-        self.bbox_coder = TASK_UTILS.build(bbox_coder)
-        self.loss_cls = MODELS.build(loss_cls)
-        self.loss_bbox = MODELS.build(loss_bbox)
+        self.bbox_coder = build_or_use(TASK_UTILS, bbox_coder)
+        self.loss_bbox = build_or_use(MODELS, loss_bbox)
         self.reg_out_channels = 4 if reg_class_agnostic else 4 * num_classes
         self.fc_cls = nn.Linear(in_channels * self.roi_feat_area, num_classes + 1)
         self.fc_reg = nn.Linear(in_channels * self.roi_feat_area, self.reg_out_channels)

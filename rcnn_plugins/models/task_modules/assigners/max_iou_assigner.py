@@ -11,7 +11,7 @@ import torch
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from rcnn_plugins.registry import TASK_UTILS
+from rcnn_plugins.registry import TASK_UTILS, build_or_use
 from .assign_result import AssignResult
 
 
@@ -69,7 +69,7 @@ class MaxIoUAssigner:
         self.ignore_wrt_candidates = ignore_wrt_candidates
         self.match_low_quality = match_low_quality
         self.gpu_assign_thr = gpu_assign_thr
-        self.iou_calculator = TASK_UTILS.build(iou_calculator)
+        self.iou_calculator = build_or_use(TASK_UTILS, iou_calculator)
 
     def assign(self, pred_instances: InstanceData, gt_instances: InstanceData,
                gt_instances_ignore: Optional[InstanceData] = None, **kwargs) -> AssignResult:
