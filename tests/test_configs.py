@@ -12,6 +12,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from rcnn_plugins import cli
+from rcnn_plugins.cli.errors import UsageError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(c for c in glob.glob(osp.join(REPO, 'configs', '*', '*.py')) if '_base_' not in c)
@@ -124,7 +125,7 @@ def test_amp_on_cpu_is_bf16_or_fails_clearly(monkeypatch):
     for argv in ([DEMO, '--amp'], [DEMO, 'ckpt.pth', '--amp']):
         parse, config = ((cli.train_parser, cli.train_config) if len(argv) == 2 else
                          (cli.test_parser, cli.test_config))
-        with pytest.raises(SystemExit, match='no native bf16.*400x slower'):
+        with pytest.raises(UsageError, match='no native bf16.*400x slower'):
             config(parse().parse_args(argv))
 
 
