@@ -1,5 +1,6 @@
 """Backbones: networks that turn an image batch into a tuple of multi-scale feature maps."""
+from .regnet import RegNet
 from .resnet import ResNet
 from .vgg import VGG
 
-__all__ = ['ResNet', 'VGG']
+__all__ = ['RegNet', 'ResNet', 'VGG']
