@@ -1,6 +1,7 @@
 """Backbones: networks that turn an image batch into a tuple of multi-scale feature maps."""
+from .hrnet import HRNet
 from .regnet import RegNet
 from .resnet import ResNet
 from .vgg import VGG
 
-__all__ = ['RegNet', 'ResNet', 'VGG']
+__all__ = ['HRNet', 'RegNet', 'ResNet', 'VGG']
