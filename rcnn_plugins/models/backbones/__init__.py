@@ -2,6 +2,7 @@
 from .hrnet import HRNet
 from .regnet import RegNet
 from .resnet import ResNet
+from .timm_backbone import TIMMBackbone
 from .vgg import VGG
 
-__all__ = ['HRNet', 'RegNet', 'ResNet', 'VGG']
+__all__ = ['HRNet', 'RegNet', 'ResNet', 'TIMMBackbone', 'VGG']
