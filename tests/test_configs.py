@@ -25,6 +25,8 @@ def build_model(cfg):
     from rcnn_plugins.registry import MODELS
     init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
     cfg.model.backbone.init_cfg = None  # no download of pretrained weights in tests
+    if cfg.model.backbone.get('pretrained') is True:  # TIMMBackbone: timm's weights, read from the hub cache
+        cfg.model.backbone.pretrained = False
     return MODELS.build(cfg.model)
 
 

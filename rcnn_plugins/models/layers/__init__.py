@@ -1,5 +1,6 @@
 """Layers: NMS helpers, RoI feature ops (``RoIAlign``, ``RoIPool``, ``CropAndResize`` registered in
-``MODELS``), ``FrozenBatchNorm2d`` and ``fuse_conv_bn`` (BN folded into convolutions for inference)."""
+``MODELS``), the CARAFE upsampler (``CARAFEPack``), ``FrozenBatchNorm2d`` and ``fuse_conv_bn`` (BN folded into convolutions for inference)."""
+from .carafe import CARAFEPack
 from .crop_and_resize import CropAndResize
 from .frozen_bn import FrozenBatchNorm2d
 from .fuse_conv_bn import fuse_conv_bn
@@ -7,4 +8,4 @@ from .nms import batched_nms, multiclass_nms
 from .roi_ops import RoIAlign, RoIPool
 
 __all__ = ['FrozenBatchNorm2d', 'fuse_conv_bn', 'batched_nms', 'multiclass_nms', 'RoIAlign', 'RoIPool',
-           'CropAndResize']
+           'CropAndResize', 'CARAFEPack']
