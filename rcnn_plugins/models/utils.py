@@ -5,6 +5,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.structures import InstanceData
 
+from ..errors import MMDetArgumentError  # noqa: F401  (re-exported for the models)
 from ..structures import DetDataSample
 
 
@@ -26,14 +27,6 @@ def unpack_gt_instances(batch_data_samples: Sequence[DetDataSample]
         ignores.append(sample.ignored_instances if 'ignored_instances' in sample else None)
         metas.append(sample.metainfo)
     return gts, ignores, metas
-
-
-class MMDetArgumentError(ValueError, AssertionError):
-    """A bad argument that MMDetection rejects with an ``assert``.
-
-    It is both a ``ValueError`` (what our code raises for bad input) and an ``AssertionError``
-    (what MMDetection raises there), so callers and tests written against either keep working.
-    """
 
 
 def _empty_one(device, dtype, num_classes: int = 80, score_per_cls: bool = False,
