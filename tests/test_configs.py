@@ -40,8 +40,11 @@ def test_config_builds(path):
     model = build_model(cfg)
     assert type(model).__name__ == cfg.model.type  # FasterRCNN, or FastRCNN on given proposals
     assert type(model).__module__.startswith('rcnn_plugins.')
-    # The bbox head predicts num_classes + 1 (background) scores.
-    assert model.roi_head.bbox_head.num_classes == cfg.model.roi_head.bbox_head.num_classes
+    # The bbox head predicts num_classes + 1 (background) scores (Cascade R-CNN: one head per stage).
+    heads, head_cfgs = model.roi_head.bbox_head, cfg.model.roi_head.bbox_head
+    if isinstance(head_cfgs, dict):
+        heads, head_cfgs = [heads], [head_cfgs]
+    assert [h.num_classes for h in heads] == [c.num_classes for c in head_cfgs]
 
 
 def test_voc_config():

@@ -131,6 +131,59 @@ class BBoxHead(BaseModule):
         targets = self.get_targets(sampling_results, rcnn_train_cfg)
         return dict(loss_bbox=self.loss(cls_score, bbox_pred, rois, *targets), bbox_targets=targets)
 
+    # ------------------------------------------------------------------ refinement (Cascade R-CNN)
+    def regress_by_class(self, priors: Tensor, label: Tensor, bbox_pred: Tensor, img_meta: dict) -> Tensor:
+        """Apply each RoI's deltas of class ``label`` (or its class-agnostic deltas) to ``priors``.
+
+        Args:
+            priors: (N, 4) boxes of one image, resized-image pixels.
+            label: (N,) long, the class whose deltas are used (ignored when class-agnostic).
+            bbox_pred: (N, 4 * num_classes) or (N, 4) deltas.
+            img_meta: ``img_shape`` (h, w) to clip to.
+
+        Returns:
+            (N, 4) regressed boxes.
+        """
+        if not self.reg_class_agnostic:
+            rows = torch.arange(bbox_pred.size(0), device=bbox_pred.device)
+            bbox_pred = bbox_pred.view(bbox_pred.size(0), -1, 4)[rows, label]
+        return self.bbox_coder.decode(priors, bbox_pred, max_shape=img_meta['img_shape'][:2])
+
+    def refine_bboxes(self, sampling_results: Sequence, bbox_results: dict,
+                      batch_img_metas: List[dict]) -> Optional[List[InstanceData]]:
+        """Training-time refinement: the next stage's proposals from this stage's predictions.
+
+        A positive RoI is regressed with its gt class's deltas, a negative with the deltas of its
+        highest-scoring foreground class; the gt boxes the sampler added as proposals are dropped
+        (the next stage's sampler adds them again). Call it under ``torch.no_grad()``.
+
+        Args:
+            sampling_results: per image, the sampling result of this stage (``priors``, ``pos_is_gt``).
+            bbox_results: ``rois`` (R, 5), ``cls_score`` (R, num_classes + 1), ``bbox_pred`` (R, 4C or 4),
+                ``bbox_targets`` (labels (R,), ...) in the order of ``bbox2roi(res.priors)``.
+            batch_img_metas: per image ``img_shape``.
+
+        Returns:
+            per image InstanceData(bboxes (R_i - num_gt_proposals_i, 4)); None when there are no RoIs.
+        """
+        cls_scores = bbox_results['cls_score']
+        if cls_scores.numel() == 0:
+            return None
+        labels = bbox_results['bbox_targets'][0]
+        # Negatives (label num_classes) take the argmax over the foreground classes.
+        labels = torch.where(labels == self.num_classes, cls_scores[:, :self.num_classes].argmax(1), labels)
+        counts = [res.priors.size(0) for res in sampling_results]
+        results = []
+        for res, rois, label, pred, meta in zip(sampling_results, bbox_results['rois'].split(counts),
+                                               labels.split(counts), bbox_results['bbox_pred'].split(counts),
+                                               batch_img_metas):
+            bboxes = self.regress_by_class(rois[:, 1:], label, pred, meta)
+            # Positives come first in each image's RoIs: drop the rows that were gt boxes.
+            keep = torch.ones(rois.size(0), dtype=torch.bool, device=rois.device)
+            keep[:res.pos_is_gt.numel()] = res.pos_is_gt == 0
+            results.append(InstanceData(bboxes=bboxes[keep]))
+        return results
+
     # ------------------------------------------------------------------ inference
     def predict_by_feat(self, rois: Sequence[Tensor], cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
                         batch_img_metas: List[dict], rcnn_test_cfg: Optional[dict] = None,
