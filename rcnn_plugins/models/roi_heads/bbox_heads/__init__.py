@@ -1,6 +1,6 @@
 """Second-stage box heads."""
 from .bbox_head import BBoxHead
-from .convfc_bbox_head import ConvFCBBoxHead, Shared2FCBBoxHead
+from .convfc_bbox_head import ConvFCBBoxHead, Shared2FCBBoxHead, Shared4Conv1FCBBoxHead
 from .pretrained_fc_bbox_head import PretrainedFCBBoxHead
 
-__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'PretrainedFCBBoxHead']
+__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'Shared4Conv1FCBBoxHead', 'PretrainedFCBBoxHead']

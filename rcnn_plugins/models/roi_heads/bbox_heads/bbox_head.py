@@ -31,9 +31,18 @@ class BBoxHead(BaseModule):
         reg_class_agnostic: one box per RoI instead of one per class.
         reg_decoded_bbox: regress decoded boxes (for IoU-type losses) instead of deltas.
         loss_cls, loss_bbox: loss configs.
+        with_avg_pool: average-pool the RoI features before the predictors (C4 heads): the
+            predictors then read ``in_channels`` features instead of ``in_channels * roi_feat_size**2``.
+        with_cls, with_reg: build ``fc_cls`` / ``fc_reg``; a switched-off branch returns None.
+        cls_predictor_cfg, reg_predictor_cfg: the predictors' layer type (``Linear``; ``NormedLinear``
+            for cosine classifiers), built with ``in_features`` / ``out_features``.
+        predict_box_type: only ``'hbox'`` (MMDetection's default).
     """
 
     def __init__(self,
+                 with_avg_pool: bool = False,
+                 with_cls: bool = True,
+                 with_reg: bool = True,
                  roi_feat_size: int = 7,
                  in_channels: int = 256,
                  num_classes: int = 80,
@@ -43,13 +52,24 @@ class BBoxHead(BaseModule):
                  reg_decoded_bbox: bool = False,
                  loss_cls: dict = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
                  loss_bbox: dict = dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0),
+                 reg_predictor_cfg: dict = dict(type='Linear'),
+                 cls_predictor_cfg: dict = dict(type='Linear'),
+                 predict_box_type: str = 'hbox',
                  init_cfg=None) -> None:
+        if not (with_cls or with_reg):
+            raise ValueError(f'{type(self).__name__}: with_cls and with_reg are both False; the head predicts nothing')
+        if predict_box_type != 'hbox':
+            raise ValueError(f"{type(self).__name__}: predict_box_type={predict_box_type!r}: only 'hbox' "
+                             '(axis-aligned xyxy boxes) is supported')
         if init_cfg is None:
-            init_cfg = [dict(type='Normal', std=0.01, override=dict(name='fc_cls')),
-                        dict(type='Normal', std=0.001, override=dict(name='fc_reg'))]
+            init_cfg = ([dict(type='Normal', std=0.01, override=dict(name='fc_cls'))] if with_cls else []) + \
+                ([dict(type='Normal', std=0.001, override=dict(name='fc_reg'))] if with_reg else [])
         super().__init__(init_cfg=init_cfg)
         if num_classes < 1:
             raise ValueError(f'{type(self).__name__}: num_classes must be >= 1, got {num_classes}')
+        self.with_avg_pool, self.with_cls, self.with_reg = with_avg_pool, with_cls, with_reg
+        self.cls_predictor_cfg, self.reg_predictor_cfg = cls_predictor_cfg, reg_predictor_cfg
+        self.predict_box_type = predict_box_type
         self.loss_cls = build_or_use(MODELS, loss_cls)
         if getattr(self.loss_cls, 'use_sigmoid', False):
             raise ValueError(f'{type(self).__name__}: loss_cls must be a softmax loss (use_sigmoid=False); '
@@ -63,13 +83,34 @@ class BBoxHead(BaseModule):
         self.bbox_coder = build_or_use(TASK_UTILS, bbox_coder)
         self.loss_bbox = build_or_use(MODELS, loss_bbox)
         self.reg_out_channels = 4 if reg_class_agnostic else 4 * num_classes
-        self.fc_cls = nn.Linear(in_channels * self.roi_feat_area, num_classes + 1)
-        self.fc_reg = nn.Linear(in_channels * self.roi_feat_area, self.reg_out_channels)
+        if with_avg_pool:
+            # C4 heads: average the (C, 7, 7) map of the shared ResLayer to one C-vector per RoI.
+            self.avg_pool = nn.AvgPool2d(self.roi_feat_size)
+        in_features = in_channels if with_avg_pool else in_channels * self.roi_feat_area
+        self._build_predictors(in_features, in_features)
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """(R, C, 7, 7) -> cls_score (R, num_classes + 1), bbox_pred (R, 4*num_classes or 4)."""
+    def _build_predictors(self, cls_in: int, reg_in: int) -> None:
+        """``fc_cls`` (cls_in -> num_classes + 1) and ``fc_reg`` (reg_in -> 4 or 4 * num_classes) from the
+        predictor configs (``Linear``, or e.g. ``NormedLinear``); absent when ``with_cls``/``with_reg`` is off."""
+        if self.with_cls:
+            self.fc_cls = self._predictor(self.cls_predictor_cfg, cls_in, self.num_classes + 1)
+        if self.with_reg:
+            self.fc_reg = self._predictor(self.reg_predictor_cfg, reg_in, self.reg_out_channels)
+
+    @staticmethod
+    def _predictor(cfg, in_features: int, out_features: int) -> nn.Module:
+        if cfg is None or cfg.get('type', 'Linear') == 'Linear':
+            kwargs = {k: v for k, v in (cfg or {}).items() if k != 'type'}
+            return nn.Linear(in_features, out_features, **kwargs)
+        return build_or_use(MODELS, dict(cfg, in_features=in_features, out_features=out_features))
+
+    def forward(self, x: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        """(R, C, 7, 7) -> cls_score (R, num_classes + 1), bbox_pred (R, 4*num_classes or 4); None for a
+        branch that is switched off (``with_cls``/``with_reg``)."""
+        if self.with_avg_pool:
+            x = self.avg_pool(x)
         x = x.flatten(1)
-        return self.fc_cls(x), self.fc_reg(x)
+        return (self.fc_cls(x) if self.with_cls else None), (self.fc_reg(x) if self.with_reg else None)
 
     # ------------------------------------------------------------------ training
     def get_targets(self, sampling_results: Sequence, rcnn_train_cfg: dict) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -111,10 +152,12 @@ class BBoxHead(BaseModule):
             dict(loss_cls, loss_bbox, acc) (acc in percent).
         """
         cls_score = cls_score.float()
-        bbox_pred = bbox_pred.float()
         num_rois = cls_score.size(0)
         avg_factor = (label_weights > 0).sum().clamp(min=1).float()
         loss_cls = self.loss_cls(cls_score, labels, label_weights, avg_factor=avg_factor)
+        if bbox_pred is None:  # with_reg=False (e.g. Grid R-CNN: boxes come from another branch)
+            return dict(loss_cls=loss_cls, acc=accuracy(cls_score, labels))
+        bbox_pred = bbox_pred.float()
         if not self.reg_class_agnostic:
             # Deltas of each RoI's own class; background RoIs (weight 0) read class num_classes-1.
             cls_idx = labels.clamp(max=self.num_classes - 1)
