@@ -17,6 +17,11 @@ ZOO = os.environ.get('MMDET_ZOO_DIR', osp.join(REPO, '..', 'shared', 'mmdet_zoo'
 
 LAYOUTS = [
     ('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', 'cascade_rcnn__cascade-rcnn_r50_fpn_1x_coco.json'),
+    ('double_heads/dh-faster-rcnn_r50_fpn_1x_coco.py', 'double_heads__dh-faster-rcnn_r50_fpn_1x_coco.json'),
+    ('dynamic_rcnn/dynamic-rcnn_r50_fpn_1x_coco.py', 'dynamic_rcnn__dynamic-rcnn_r50_fpn_1x_coco.json'),
+    ('groie/faste-rcnn_r50_fpn_groie_1x_coco.py', 'groie__faste-rcnn_r50_fpn_groie_1x_coco.json'),
+    ('faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', 'faster_rcnn__faster-rcnn_r50-caffe_c4-1x_coco.json'),
+    ('faster_rcnn/faster-rcnn_r50-caffe-c4_ms-1x_coco.py', 'faster_rcnn__faster-rcnn_r50-caffe-c4_ms-1x_coco.json'),
 ]
 
 
