@@ -9,11 +9,10 @@
 """
 import copy
 import warnings
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ...registry import MODELS, build_or_use
@@ -55,19 +54,6 @@ def check_data_samples(batch_inputs: Tensor, batch_data_samples, need_gt: bool) 
                              'resized image (the data preprocessor / Resize transform normally does)')
         if need_gt and 'gt_instances' not in s:
             raise ValueError(f'data sample {i} has no gt_instances; training needs bboxes (G, 4) and labels (G,)')
-
-
-def objectness_samples(batch_data_samples: Sequence[DetDataSample]) -> List[DetDataSample]:
-    """Shallow copies of the samples whose gt labels are all 0: an RPN learns object vs background."""
-    out = []
-    for s in batch_data_samples:
-        gt = s.gt_instances
-        new = DetDataSample(metainfo=s.metainfo,
-                            gt_instances=InstanceData(bboxes=gt.bboxes, labels=torch.zeros_like(gt.labels)))
-        if 'ignored_instances' in s:
-            new.ignored_instances = s.ignored_instances
-        out.append(new)
-    return out
 
 
 def rpn_head_config(rpn_head: dict, train_cfg: Optional[dict], test_cfg: Optional[dict], owner: str) -> dict:
