@@ -2,7 +2,8 @@
 from .hrnet import HRNet
 from .regnet import RegNet
 from .resnet import ResNet
+from .swin import SwinTransformer
 from .timm_backbone import TIMMBackbone
 from .vgg import VGG
 
-__all__ = ['HRNet', 'RegNet', 'ResNet', 'TIMMBackbone', 'VGG']
+__all__ = ['HRNet', 'RegNet', 'ResNet', 'SwinTransformer', 'TIMMBackbone', 'VGG']

@@ -12,7 +12,7 @@ import warnings
 from typing import List, Optional, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, Sequential
 from torch import Tensor
 
 from ...registry import MODELS, build_or_use
@@ -83,7 +83,11 @@ class BaseDetector(BaseModel):
                  init_cfg=None) -> None:
         super().__init__(data_preprocessor=build_data_preprocessor(data_preprocessor), init_cfg=init_cfg)
         self.backbone = build_or_use(MODELS, backbone)
-        if neck is not None:
+        if isinstance(neck, (list, tuple)):
+            # Several necks run in order (Libra R-CNN's FPN then BFP): mmengine's Sequential, keys
+            # neck.0.*, neck.1.*, as MMDetection builds a list of neck configs.
+            self.neck = Sequential(*[build_or_use(MODELS, n) for n in neck])
+        elif neck is not None:
             self.neck = build_or_use(MODELS, neck)
 
     @property
