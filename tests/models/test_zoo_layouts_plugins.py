@@ -1,6 +1,7 @@
 """The configs that swap in this round's losses / coders / anchors build MMDetection's exact
-state_dict layout (keys and shapes from ../shared/mmdet_zoo), so zoo checkpoints load strict."""
+state_dict layout (keys and shapes from <repo>/../shared/mmdet_zoo or $MMDET_ZOO_DIR), so zoo checkpoints load strict."""
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -10,7 +11,7 @@ from mmengine.registry import init_default_scope
 from rcnn_plugins.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-ZOO = osp.join(REPO, '..', 'shared', 'mmdet_zoo', 'keys')
+ZOO = osp.join(os.environ.get('MMDET_ZOO_DIR', osp.join(REPO, '..', 'shared', 'mmdet_zoo')), 'keys')
 CONFIGS = ['legacy_1.x/faster-rcnn_r50_fpn_1x_coco_v1.py', 'faster_rcnn/faster-rcnn_r50_fpn_giou_1x_coco.py',
            'faster_rcnn/faster-rcnn_r50_fpn_iou_1x_coco.py', 'faster_rcnn/faster-rcnn_r50_fpn_bounded-iou_1x_coco.py']
 
@@ -19,7 +20,7 @@ CONFIGS = ['legacy_1.x/faster-rcnn_r50_fpn_1x_coco_v1.py', 'faster_rcnn/faster-r
 def test_state_dict_layout_matches_mmdetection(config):
     ref_path = osp.join(ZOO, config.replace('/', '__').replace('.py', '.json'))
     if not osp.exists(ref_path):
-        pytest.skip(f'MMDetection zoo key list not found at {ref_path} (../shared/mmdet_zoo is not in this checkout)')
+        pytest.skip(f'MMDetection zoo key list not found at {ref_path} (set MMDET_ZOO_DIR to the mmdet_zoo folder)')
     ref = json.load(open(ref_path))['state_dict']
     cfg = Config.fromfile(osp.join(REPO, 'configs', config))
     cfg.model.backbone.init_cfg = None
