@@ -215,7 +215,22 @@ def test_parser() -> argparse.ArgumentParser:
                         help='autocast: fp16 on a GPU, bf16 on a CPU with native bf16 (AVX-512 BF16 / '
                              'AMX; combine with --channels-last there)')
     _add_common_args(parser)
+    _add_tta_arg(parser)
     return parser
+
+
+# --- test-time augmentation (--tta), as MMDetection's tools/test.py -------------------------
+def _add_tta_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation: the config's tta_model / tta_pipeline, else flip + "
+                             'no flip merged by NMS (rcnn_plugins.apis.tta)')
+
+
+def _apply_tta(cfg: Config, args: argparse.Namespace) -> None:
+    if getattr(args, 'tta', False):
+        from rcnn_plugins.apis.tta import tta_config
+        tta_config(cfg)
+# ------------------------------------------------------------------------------------------
 
 
 def test_config(args: argparse.Namespace) -> Config:
@@ -223,6 +238,7 @@ def test_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     _apply_common_args(cfg, args)
     cfg.load_from = args.checkpoint
+    _apply_tta(cfg, args)
 
     if args.show or args.show_dir:
         hooks = cfg.default_hooks
