@@ -2,15 +2,18 @@
 
 ``CocoDataset``, ``XMLDataset`` and ``VOCDataset`` (``DATASETS``) load annotations into
 MMDetection 3.x data_infos and validate them once at load time (see :mod:`.validation`);
-mmengine's ``ConcatDataset`` / ``RepeatDataset`` wrap them unchanged.
+mmengine's ``ConcatDataset`` / ``RepeatDataset`` wrap them unchanged; ``ClassBalancedDataset`` is
+mmengine's, registered here so that it builds our datasets and keeps per-sample seeds.
 """
 from . import samplers, transforms
 from .base_det_dataset import BaseDetDataset
+from .class_balanced_dataset import ClassBalancedDataset
 from .coco import COCO_CLASSES, CocoDataset
 from .errors import DatasetError, DatasetWarning
-from .samplers import AspectRatioBatchSampler
+from .samplers import AspectRatioBatchSampler, ClassAwareSampler
 from .voc import VOC_CLASSES, VOCDataset
 from .xml_style import XMLDataset
 
 __all__ = ['BaseDetDataset', 'CocoDataset', 'XMLDataset', 'VOCDataset', 'COCO_CLASSES', 'VOC_CLASSES',
-           'DatasetError', 'DatasetWarning', 'AspectRatioBatchSampler', 'samplers', 'transforms']
+           'DatasetError', 'DatasetWarning', 'AspectRatioBatchSampler', 'ClassAwareSampler', 'ClassBalancedDataset',
+           'samplers', 'transforms']
