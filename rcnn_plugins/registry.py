@@ -137,8 +137,27 @@ def unknown_type_hint(message: str) -> Optional[str]:
             'Fix the type in the config, or import the module that registers it (custom_imports).')
 
 
+# Types MMDetection configs take from another OpenMMLab package's scope that we implement ourselves:
+# '<scope>.<Type>' resolves to our '<Type>' while that package is not installed (when it is, its
+# own registry answers, as in MMDetection).
+FOREIGN_SCOPE_ALIASES = {'mmpretrain': ('TIMMBackbone',)}
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(package) is not None
+
+
 class Registry(MMEngineRegistry):
-    """mmengine's ``Registry``; ``build`` of an unknown type suggests the nearest names."""
+    """mmengine's ``Registry``; ``build`` of an unknown type suggests the nearest names, and
+    ``get`` maps :data:`FOREIGN_SCOPE_ALIASES` (``'mmpretrain.TIMMBackbone'``) to our types."""
+
+    def get(self, key):
+        if isinstance(key, str) and '.' in key:
+            scope, name = key.split('.', 1)
+            if name in FOREIGN_SCOPE_ALIASES.get(scope, ()) and not _installed(scope):
+                key = name
+        return super().get(key)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
