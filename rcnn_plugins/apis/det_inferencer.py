@@ -13,7 +13,9 @@ unless ``no_save_pred``, ``preds/<stem>.json`` (``preds/<stem>.jsonl`` for a vid
 :mod:`rcnn_plugins.apis.results`). Several images go through the model per forward pass
 (``batch_size``; the data preprocessor pads the batch). A file that cannot be read is reported
 by name and skipped; the run goes on. ``slice_cfg`` switches to sliced inference for large
-images (:mod:`rcnn_plugins.apis.slicing`).
+images (:mod:`rcnn_plugins.apis.slicing`). ``tta=True`` runs test-time augmentation
+(:mod:`rcnn_plugins.apis.tta`: the config's ``tta_model`` / ``tta_pipeline``, else flip + no
+flip), one image per forward pass.
 """
 import sys
 import warnings
@@ -28,7 +30,7 @@ from mmengine.structures import InstanceData
 from tqdm import tqdm
 
 from ..datasets.transforms.loading import to_bgr_uint8
-from ..registry import DATASETS, TRANSFORMS
+from ..registry import DATASETS, MODELS, TRANSFORMS, build_or_use
 from ..structures import DetDataSample
 from ..visualization import DetLocalVisualizer
 from .batching import batch_by_shape, group_by_shape
@@ -53,11 +55,12 @@ class DetInferencer:
             uses the checkpoint's palette, else random colours.
         show_progress: show a progress bar (images per second) while running.
         classes: class names, overriding those stored in the checkpoint or config.
+        tta: test-time augmentation (see the module docstring).
     """
 
     def __init__(self, model: Union[str, Config], weights: Optional[str] = None, device: Optional[str] = None,
                  palette: str = 'none', show_progress: bool = True,
-                 classes: Optional[Sequence[str]] = None) -> None:
+                 classes: Optional[Sequence[str]] = None, tta: bool = False) -> None:
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
         logger = MMLogger.get_current_instance()
@@ -76,6 +79,9 @@ class DetInferencer:
         self._load_file = TRANSFORMS.build(pipeline[0])
         # Files and arrays share one pipeline: files are decoded by the config's loader first.
         self._pipeline = Compose([dict(type='LoadImageFromNDArray')] + pipeline[1:])
+        self.tta_model = None
+        if tta:
+            self._enable_tta(pipeline)
         meta = dict(self.model.dataset_meta or {})
         meta['classes'] = self.classes
         if palette != 'none':
@@ -104,6 +110,15 @@ class DetInferencer:
         return tuple(f'class {i}' for i in range(num_classes))
 
     # ------------------------------------------------------------------ model
+    def _enable_tta(self, test_pipeline: list) -> None:
+        """Wrap the detector in the config's ``tta_model`` and use its ``tta_pipeline`` (defaults:
+        :mod:`rcnn_plugins.apis.tta`); the loader step is replaced as for the test pipeline."""
+        from .tta import DEFAULT_TTA_MODEL, default_tta_pipeline
+        tta_model = dict(self.cfg.get('tta_model') or DEFAULT_TTA_MODEL)
+        self.tta_model = build_or_use(MODELS, dict(tta_model, module=self.model)).eval()
+        tta_pipeline = self.cfg.get('tta_pipeline') or default_tta_pipeline(test_pipeline)
+        self._pipeline = Compose([dict(type='LoadImageFromNDArray')] + list(tta_pipeline[1:]))
+
     def _pack(self, img: np.ndarray) -> dict:
         """BGR image -> the test pipeline's output (resized (3, h, w) uint8 tensor + sample)."""
         return self._pipeline(dict(img=img, img_id=0))
@@ -111,12 +126,15 @@ class DetInferencer:
     @torch.no_grad()
     def _forward(self, packed: List[dict]) -> List[DetDataSample]:
         """One forward pass; predictions in each input image's pixels, on the CPU."""
-        return [result.cpu() for result in self.model.test_step(pseudo_collate(packed))]
+        model = self.model if self.tta_model is None else self.tta_model
+        return [result.cpu() for result in model.test_step(pseudo_collate(packed))]
 
     def predict_arrays(self, imgs: List[np.ndarray]) -> List[DetDataSample]:
         """Predict BGR images (H, W, 3): one forward pass per group of one padded shape
         (:mod:`rcnn_plugins.apis.batching`), results in input order."""
         packed = [self._pack(img) for img in imgs]
+        if self.tta_model is not None:  # views of one image per forward pass
+            return [self._forward([p])[0] for p in packed]
         results: List[Optional[DetDataSample]] = [None] * len(imgs)
         for group in group_by_shape(packed, self._pad_divisor):
             for i, result in zip(group, self._forward([packed[i] for i in group])):
@@ -183,6 +201,11 @@ class DetInferencer:
             results = self._forward(packed)
             progress.update(len(packed))
             return results
+
+        if self.tta_model is not None:  # views of one image per forward pass
+            for frame in frames:
+                yield frame, run([self._pack(frame[2])])[0]
+            return
 
         # Images wait for a full batch of their shape until 4 batches' worth of others arrived.
         yield from batch_by_shape(((frame, self._pack(frame[2])) for frame in frames), run, batch_size,

@@ -4,7 +4,7 @@
         [--batch-size N] [--classes A B ...] [--recursive] [--coco-json FILE [--ann-file ANN]]
         [--slice H W [--overlap 0.2] [--slice-merge nmm|nms] [--slice-match-metric ios|iou]
          [--slice-match-thr 0.5] [--slice-full-image]] [--no-save-vis] [--no-save-pred]
-        [--cfg-options k=v ...] [--unsafe-load]
+        [--cfg-options k=v ...] [--unsafe-load] [--tta]
 """
 import argparse
 from typing import Optional, Sequence
@@ -37,6 +37,9 @@ def infer_parser() -> argparse.ArgumentParser:
                         help='COCO annotations giving --coco-json its image ids (by file name) and category ids')
     parser.add_argument('--no-save-vis', action='store_true', help='do not write OUT/vis')
     parser.add_argument('--no-save-pred', action='store_true', help='do not write OUT/preds')
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation: the config's tta_model / tta_pipeline, else flip + no flip "
+                             'merged by NMS')
     sliced = parser.add_argument_group('sliced inference for large images')
     sliced.add_argument('--slice', nargs=2, type=int, metavar=('H', 'W'), default=None,
                         help='run on overlapping H x W tiles and merge their detections')
@@ -87,7 +90,8 @@ def infer_main(argv: Optional[Sequence[str]] = None) -> dict:
                          nms_iou_thr=args.slice_nms_iou_thr, full_image=args.slice_full_image)
     cfg = load_config(args.config, args)
     with unsafe_load(args):
-        inferencer = DetInferencer(cfg, args.checkpoint, device=args.device, classes=args.classes)
+        inferencer = DetInferencer(cfg, args.checkpoint, device=args.device, classes=args.classes,
+                                   tta=args.tta)
         return inferencer(args.inputs, batch_size=args.batch_size, out_dir=args.out_dir,
                           pred_score_thr=args.score_thr, no_save_vis=args.no_save_vis,
                           no_save_pred=args.no_save_pred, recursive=args.recursive, slice_cfg=slice_cfg,

@@ -39,7 +39,22 @@ def test_parser() -> argparse.ArgumentParser:
                              'AMX; combine with --channels-last there)')
     add_runner_flags(parser)
     add_config_flags(parser)
+    _add_tta_arg(parser)
     return parser
+
+
+# --- test-time augmentation (--tta), as MMDetection's tools/test.py -------------------------
+def _add_tta_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation: the config's tta_model / tta_pipeline, else flip + "
+                             'no flip merged by NMS (rcnn_plugins.apis.tta)')
+
+
+def _apply_tta(cfg: Config, args: argparse.Namespace) -> None:
+    if getattr(args, 'tta', False):
+        from rcnn_plugins.apis.tta import tta_config
+        tta_config(cfg)
+# ------------------------------------------------------------------------------------------
 
 
 def test_config(args: argparse.Namespace) -> Config:
@@ -47,6 +62,7 @@ def test_config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args)
     apply_runner_flags(cfg, args)
     cfg.load_from = args.checkpoint
+    _apply_tta(cfg, args)
 
     if args.show or args.show_dir:
         hooks = cfg.default_hooks
