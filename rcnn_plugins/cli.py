@@ -212,8 +212,11 @@ def test_parser() -> argparse.ArgumentParser:
                         help='run the model on channels-last (NHWC) tensors: faster convolutions on '
                              'CPUs, results change by float rounding only')
     parser.add_argument('--amp', action='store_true',
-                        help='autocast: fp16 on a GPU, bf16 on a CPU with native bf16 (AVX-512 BF16 / '
-                             'AMX; combine with --channels-last there)')
+                        help='autocast: fp16 on a GPU, bf16 + channels-last on a CPU with native bf16 '
+                             '(AVX-512 BF16 / AMX)')
+    parser.add_argument('--exact', action='store_true',
+                        help='run the model as built; by default BN is folded into the convolutions and '
+                             'a CPU runs channels-last (equal to the plain model to float rounding)')
     _add_common_args(parser)
     return parser
 
@@ -235,14 +238,7 @@ def test_config(args: argparse.Namespace) -> Config:
         if args.show_dir:
             hooks.visualization.test_out_dir = args.show_dir
 
-    if args.fuse_conv_bn or args.channels_last:
-        # A hook, not a model change here: the Runner loads the checkpoint inside test(), and
-        # the hook's before_test runs after that.
-        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
-            dict(type='FastInferenceHook', fuse_conv_bn=args.fuse_conv_bn, channels_last=args.channels_last)]
-    if args.amp:
-        _amp_device()
-        _loop_autocast(cfg, 'test_cfg')
+    _apply_test_inference_path(cfg, args)
 
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
@@ -252,6 +248,30 @@ def test_config(args: argparse.Namespace) -> Config:
             evaluators = [evaluators]
         cfg.test_evaluator = list(evaluators) + [dict(type='DumpResults', out_file_path=args.out)]
     return cfg
+
+
+def _apply_test_inference_path(cfg: Config, args: argparse.Namespace) -> None:
+    """The fast path by default (BN folded + channels-last on a CPU), --exact off, --amp autocast;
+    see rcnn_plugins.apis.inference_path."""
+    if args.amp:
+        _amp_device()
+        _loop_autocast(cfg, 'test_cfg')
+    if args.fuse_conv_bn or args.channels_last:  # explicit switches, as before
+        fuse, channels_last = args.fuse_conv_bn, args.channels_last
+        reason = f'as asked: --fuse-conv-bn={fuse}, --channels-last={channels_last}'
+    else:
+        import torch
+
+        from rcnn_plugins.apis.inference_path import choose_inference_path
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        # --amp was checked above (a CPU without native bf16 has exited).
+        path = choose_inference_path(device, exact=args.exact, amp=args.amp)
+        fuse, channels_last, reason = path['fuse_conv_bn'], path['channels_last'], path['reason']
+    if fuse or channels_last:
+        # A hook, not a model change here: the Runner loads the checkpoint inside test(), and
+        # the hook's before_test runs after that.
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
+            dict(type='FastInferenceHook', fuse_conv_bn=fuse, channels_last=channels_last, reason=reason)]
 
 
 def test_main(argv=None) -> dict:

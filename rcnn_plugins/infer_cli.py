@@ -47,7 +47,18 @@ def infer_parser() -> argparse.ArgumentParser:
     sliced.add_argument('--slice-nms-iou-thr', type=float, default=0.5, help='IoU threshold of nms (default 0.5)')
     sliced.add_argument('--slice-full-image', action='store_true',
                         help='also run the whole (resized) image once and merge it with the tiles')
+    add_inference_path_args(parser)
     return parser
+
+
+def add_inference_path_args(parser: argparse.ArgumentParser) -> None:
+    """--exact / --amp: how the model runs (rcnn_plugins.apis.inference_path)."""
+    group = parser.add_argument_group('inference path (default: the fastest path equal to the plain model to '
+                                      'float rounding: BN folded + channels-last on a CPU)')
+    group.add_argument('--exact', action='store_true', help='run the model as built (no BN folding, NCHW)')
+    group.add_argument('--amp', action='store_true',
+                       help='bf16 autocast + channels-last on a CPU with native bf16 (AVX-512 BF16 / AMX; refused '
+                            'on other CPUs), fp16 on a GPU; scores change by ~1e-2')
 
 
 def _split_positionals(args: argparse.Namespace) -> None:
@@ -74,16 +85,18 @@ def infer_main(argv: Optional[Sequence[str]] = None) -> dict:
     args = infer_parser().parse_args(argv)
     _split_positionals(args)
     from rcnn_plugins.apis import DetInferencer  # after parsing: --help stays fast
+    from rcnn_plugins.apis.inference_path import AmpUnavailableError
     slice_cfg = None
     if args.slice is not None:
         slice_cfg = dict(slice_hw=tuple(args.slice), overlap=args.overlap, merge=args.slice_merge,
                          match_metric=args.slice_match_metric, match_thr=args.slice_match_thr,
                          nms_iou_thr=args.slice_nms_iou_thr, full_image=args.slice_full_image)
     try:
-        inferencer = DetInferencer(args.config, args.checkpoint, device=args.device, classes=args.classes)
+        inferencer = DetInferencer(args.config, args.checkpoint, device=args.device, classes=args.classes,
+                                   exact=args.exact, amp=args.amp)
         return inferencer(args.inputs, batch_size=args.batch_size, out_dir=args.out_dir,
                           pred_score_thr=args.score_thr, no_save_vis=args.no_save_vis,
                           no_save_pred=args.no_save_pred, recursive=args.recursive, slice_cfg=slice_cfg,
                           coco_json=args.coco_json, ann_file=args.ann_file)
-    except (FileNotFoundError, ValueError) as err:  # bad inputs, classes, slice or checkpoint: one line
+    except (FileNotFoundError, ValueError, AmpUnavailableError) as err:  # bad inputs, classes, slice or checkpoint: one line
         raise SystemExit(f'infer: error: {err}') from None

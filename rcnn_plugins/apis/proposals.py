@@ -132,5 +132,5 @@ def gen_proposals(config: str, checkpoint: str, out: str, split: str = 'train', 
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model = init_detector(cfg, checkpoint, device=device)
+    model = init_detector(cfg, checkpoint, device=device, exact=True)  # training data: the plain model
     return generate_proposal_files(model, cfg, out, split)
