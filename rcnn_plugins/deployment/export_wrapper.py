@@ -15,7 +15,7 @@ them back to the original image is the caller's (``rcnn_plugins.deployment.postp
 Sizes, top-k counts and the clipping bounds are read from the tensor's shape in the graph, so an
 export with dynamic H, W stays correct at other sizes.
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -40,12 +40,17 @@ class DetectorExportWrapper(nn.Module):
         # which would otherwise put the detector's BatchNorm layers into training mode.
         self.eval()
 
-    def forward(self, image: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """(1, 3, H, W) float -> boxes (K, 4), scores (K,), labels (K,)."""
+    def forward(self, image: Tensor, img_hw: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """(1, 3, H, W) float -> boxes (K, 4), scores (K,), labels (K,).
+
+        ``img_hw``: (2,) float (h, w) of the image inside the padded tensor, to clip to as
+        ``predict`` clips to ``img_shape``; default the whole tensor.
+        """
         feats = self.detector.extract_feat(image)
         # (2,) = (h, w) of the input, taken from the graph's shape so dynamic sizes clip right.
         # (Counting ones keeps the sizes symbolic for both ONNX tracing and torch.export.)
-        hw = torch.stack([torch.ones_like(image[0, 0, :, 0]).sum(), torch.ones_like(image[0, 0, 0, :]).sum()])
+        hw = img_hw if img_hw is not None else torch.stack(
+            [torch.ones_like(image[0, 0, :, 0]).sum(), torch.ones_like(image[0, 0, 0, :]).sum()])
         proposals = self.proposals(feats, hw)
         return self.detections(feats, proposals, hw)
 
