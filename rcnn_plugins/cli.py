@@ -214,6 +214,9 @@ def test_parser() -> argparse.ArgumentParser:
     parser.add_argument('--amp', action='store_true',
                         help='autocast: fp16 on a GPU, bf16 + channels-last on a CPU with native bf16 '
                              '(AVX-512 BF16 / AMX)')
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime', 'openvino'], default='pytorch',
+                        help='evaluate through the exported model on onnxruntime or OpenVINO (fp32; exported on '
+                             'first use and cached next to the checkpoint)')
     parser.add_argument('--exact', action='store_true',
                         help='run the model as built; by default BN is folded into the convolutions and '
                              'a CPU runs channels-last (equal to the plain model to float rounding)')
@@ -256,6 +259,15 @@ def _apply_test_inference_path(cfg: Config, args: argparse.Namespace) -> None:
     if args.amp:
         _amp_device()
         _loop_autocast(cfg, 'test_cfg')
+    if getattr(args, 'backend', 'pytorch') != 'pytorch':
+        from rcnn_plugins.deployment.backends import require_backend
+        try:
+            require_backend(args.backend)
+        except ImportError as err:
+            raise SystemExit(f'error: {err}') from None
+        if args.amp:
+            raise SystemExit('--amp applies to --backend pytorch only (the exported backends run fp32)')
+        return  # the exported graph is optimised by its runtime; BackendTestHook is added in test_main
     if args.fuse_conv_bn or args.channels_last:  # explicit switches, as before
         fuse, channels_last = args.fuse_conv_bn, args.channels_last
         reason = f'as asked: --fuse-conv-bn={fuse}, --channels-last={channels_last}'
@@ -280,5 +292,8 @@ def test_main(argv=None) -> dict:
     Runner = _runner_class(cfg)
     with _user_errors_as_exit(args):
         runner = Runner.from_cfg(cfg)
+        if args.backend != 'pytorch':
+            from rcnn_plugins.deployment.backends import BackendTestHook
+            runner.register_hook(BackendTestHook(args.backend, args.checkpoint))
         return runner.test()
 

@@ -59,6 +59,9 @@ def add_inference_path_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--amp', action='store_true',
                        help='bf16 autocast + channels-last on a CPU with native bf16 (AVX-512 BF16 / AMX; refused '
                             'on other CPUs), fp16 on a GPU; scores change by ~1e-2')
+    group.add_argument('--backend', choices=['pytorch', 'onnxruntime', 'openvino'], default='pytorch',
+                       help='run the exported model on onnxruntime or OpenVINO (exported on first use, cached '
+                            'next to the checkpoint; default: pytorch)')
 
 
 def _split_positionals(args: argparse.Namespace) -> None:
@@ -93,10 +96,10 @@ def infer_main(argv: Optional[Sequence[str]] = None) -> dict:
                          nms_iou_thr=args.slice_nms_iou_thr, full_image=args.slice_full_image)
     try:
         inferencer = DetInferencer(args.config, args.checkpoint, device=args.device, classes=args.classes,
-                                   exact=args.exact, amp=args.amp)
+                                   exact=args.exact, amp=args.amp, backend=args.backend)
         return inferencer(args.inputs, batch_size=args.batch_size, out_dir=args.out_dir,
                           pred_score_thr=args.score_thr, no_save_vis=args.no_save_vis,
                           no_save_pred=args.no_save_pred, recursive=args.recursive, slice_cfg=slice_cfg,
                           coco_json=args.coco_json, ann_file=args.ann_file)
-    except (FileNotFoundError, ValueError, AmpUnavailableError) as err:  # bad inputs, classes, slice or checkpoint: one line
+    except (FileNotFoundError, ValueError, AmpUnavailableError, ImportError) as err:  # bad inputs, classes, slice or checkpoint: one line
         raise SystemExit(f'infer: error: {err}') from None

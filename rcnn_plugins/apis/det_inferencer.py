@@ -28,6 +28,7 @@ from mmengine.structures import InstanceData
 from tqdm import tqdm
 
 from ..datasets.transforms.loading import to_bgr_uint8
+from ..deployment.backends import BackendPredictor, require_backend
 from ..registry import DATASETS, TRANSFORMS
 from ..structures import DetDataSample
 from ..visualization import DetLocalVisualizer
@@ -57,21 +58,30 @@ class DetInferencer:
         exact: run the model as built; by default the fastest path equal to it to float rounding
             is used and logged (:mod:`rcnn_plugins.apis.inference_path`).
         amp: bf16 autocast + channels-last on a CPU with native bf16 (refused elsewhere), fp16 on a GPU.
+        backend: ``'pytorch'`` (default), ``'onnxruntime'`` or ``'openvino'``: the model exported on
+            first use (cached next to the weights) and run on that runtime's CPU device, fp32
+            (:mod:`rcnn_plugins.deployment.backends`).
     """
 
     def __init__(self, model: Union[str, Config], weights: Optional[str] = None, device: Optional[str] = None,
                  palette: str = 'none', show_progress: bool = True,
-                 classes: Optional[Sequence[str]] = None, exact: bool = False, amp: bool = False) -> None:
+                 classes: Optional[Sequence[str]] = None, exact: bool = False, amp: bool = False,
+                 backend: str = 'pytorch') -> None:
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
         logger = MMLogger.get_current_instance()
         level = logger.level
         if weights is None:
             logger.setLevel('WARNING')  # random init logs every parameter's initialiser
+        require_backend(backend)
+        exported = backend != 'pytorch'
         try:
-            self.model = init_detector(model, weights, device=device, exact=exact, amp=amp)
+            # An exported backend is exported from the model as built (the runtime optimises it).
+            self.model = init_detector(model, weights, device=device, exact=exact or exported, amp=amp and not exported)
         finally:
             logger.setLevel(level)
+        self.backend = backend
+        self._backend = BackendPredictor(self.model, backend, weights) if exported else None
         self.cfg = self.model.cfg
         self.device = device
         self.show_progress = show_progress
@@ -115,6 +125,8 @@ class DetInferencer:
     @torch.no_grad()
     def _forward(self, packed: List[dict]) -> List[DetDataSample]:
         """One forward pass; predictions in each input image's pixels, on the CPU."""
+        if self._backend is not None:
+            return self._backend.test_step(pseudo_collate(packed))
         with inference_autocast(self.model, self.device):
             return [result.cpu() for result in self.model.test_step(pseudo_collate(packed))]
 

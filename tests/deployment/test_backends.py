@@ -89,3 +89,16 @@ def test_missing_extra_names_it(tmp_path):
                          env=dict(os.environ, PYTHONPATH=f'{tmp_path}{os.pathsep}{REPO}')).stdout
     assert "pip install 'rcnn_plugins[openvino]'" in out
     assert "pip install 'rcnn_plugins[export]'" in out
+
+
+def test_test_step_batch_equals_batch_of_one(setup):
+    """Images of different padded sizes in one batch get their batch-of-one predictions."""
+    model, data = setup['model'], setup['data']
+    assert data[0]['inputs'].shape[-2:] != data[1]['inputs'].shape[-2:]
+    with torch.no_grad():
+        batch = model.test_step(pseudo_collate(data))
+    for item, got in zip(data, batch):
+        alone = _eager(model, item)
+        assert torch.equal(got.pred_instances.labels, alone.labels)
+        torch.testing.assert_close(got.pred_instances.scores, alone.scores)
+        torch.testing.assert_close(got.pred_instances.bboxes, alone.bboxes)
