@@ -146,17 +146,23 @@ class BackendPredictor:
         checkpoint: the checkpoint the weights came from (keys the cache and places it).
         cache_dir: overrides the cache folder.
         threads: runtime threads (default torch's).
+        onnx_path: run this file (written by :func:`export_for_backend` or quantized from one)
+            instead of the cached export.
     """
 
     def __init__(self, model: torch.nn.Module, backend: str, checkpoint: Optional[str] = None,
-                 cache_dir: Optional[str] = None, threads: Optional[int] = None) -> None:
+                 cache_dir: Optional[str] = None, threads: Optional[int] = None,
+                 onnx_path: Optional[str] = None) -> None:
         require_backend(backend)
         if backend == 'pytorch':
             raise ValueError("BackendPredictor is for exported backends; 'pytorch' runs the model itself")
         model = model.module if is_model_wrapper(model) else model
         self.model = model
-        self.path = cache_path(model.cfg, checkpoint, cache_dir=cache_dir)
-        if osp.exists(self.path):
+        self.path = onnx_path or cache_path(model.cfg, checkpoint, cache_dir=cache_dir)
+        if onnx_path is not None:
+            if not osp.isfile(onnx_path):
+                raise FileNotFoundError(f'{onnx_path}: no such ONNX file')
+        elif osp.exists(self.path):
             print_log(f'backend {backend}: cached export {self.path}', logger='current')
         else:
             print_log(f'backend {backend}: exporting the model to {self.path} (first use of this config and '
@@ -191,11 +197,12 @@ class BackendTestHook(Hook):
     through :class:`BackendPredictor` (an instance attribute shadows the method)."""
     priority = 'VERY_LOW'
 
-    def __init__(self, backend: str, checkpoint: Optional[str]) -> None:
+    def __init__(self, backend: str, checkpoint: Optional[str], onnx_path: Optional[str] = None) -> None:
         self.backend = backend
         self.checkpoint = checkpoint
+        self.onnx_path = onnx_path
 
     def before_test(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         model.cfg = runner.cfg
-        model.test_step = BackendPredictor(model, self.backend, self.checkpoint).test_step
+        model.test_step = BackendPredictor(model, self.backend, self.checkpoint, onnx_path=self.onnx_path).test_step
