@@ -61,12 +61,14 @@ class DetInferencer:
         backend: ``'pytorch'`` (default), ``'onnxruntime'`` or ``'openvino'``: the model exported on
             first use (cached next to the weights) and run on that runtime's CPU device, fp32
             (:mod:`rcnn_plugins.deployment.backends`).
+        onnx_path: with an exported backend, run this ONNX file (e.g. the int8 model of
+            ``tools/deployment/quantize.py``) instead of the cached export.
     """
 
     def __init__(self, model: Union[str, Config], weights: Optional[str] = None, device: Optional[str] = None,
                  palette: str = 'none', show_progress: bool = True,
                  classes: Optional[Sequence[str]] = None, exact: bool = False, amp: bool = False,
-                 backend: str = 'pytorch') -> None:
+                 backend: str = 'pytorch', onnx_path: Optional[str] = None) -> None:
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
         logger = MMLogger.get_current_instance()
@@ -81,7 +83,8 @@ class DetInferencer:
         finally:
             logger.setLevel(level)
         self.backend = backend
-        self._backend = BackendPredictor(self.model, backend, weights) if exported else None
+        self._backend = (BackendPredictor(self.model, backend, weights, onnx_path=onnx_path)
+                         if exported else None)
         self.cfg = self.model.cfg
         self.device = device
         self.show_progress = show_progress

@@ -57,8 +57,7 @@ def calibration_inputs(model: torch.nn.Module, cfg, num_images: int, seed: int =
 
 def quantize_onnx(fp32_path: str, out_path: str, inputs: List[Tuple[np.ndarray, np.ndarray]]) -> str:
     """Static int8 quantization (QDQ) of ``fp32_path`` calibrated on ``inputs``; writes ``out_path``."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -71,10 +70,27 @@ def quantize_onnx(fp32_path: str, out_path: str, inputs: List[Tuple[np.ndarray, 
         def rewind(self) -> None:
             self._it = iter(inputs)
 
-    quantize_static(fp32_path, out_path, Reader(), quant_format=QuantFormat.QDQ,
+    # onnxruntime's recommended pre-pass (graph optimisation, shape inference) into a temporary file:
+    # it folds the constant chains in front of weights and biases so that they become initializers.
+    import os
+    import tempfile
+
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    fd, prepared = tempfile.mkstemp(suffix='.onnx', dir=os.path.dirname(os.path.abspath(out_path)))
+    os.close(fd)
+    try:
+        quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
+        _quantize(prepared, out_path, Reader())
+    finally:
+        os.remove(prepared)
+    return out_path
+
+
+def _quantize(src: str, out_path: str, reader) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    quantize_static(src, out_path, reader, quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=QUANTIZED_OPS, per_channel=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
-    return out_path
 
 
 def evaluate(cfg, checkpoint: str, backend: str, onnx_path: str, work_dir: str) -> dict:
@@ -149,6 +165,7 @@ def main(argv=None) -> int:
     fp32 = BackendPredictor(model, 'onnxruntime', args.checkpoint).path
     inputs = calibration_inputs(model, cfg, args.calib_images)
     work_dir = args.work_dir or tempfile.mkdtemp(prefix='rcnn_quantize_')
+    os.makedirs(work_dir, exist_ok=True)
     tmp = osp.join(work_dir, 'int8.onnx')
     quantize_onnx(fp32, tmp, inputs)
     before = evaluate(cfg, args.checkpoint, args.backend, fp32, osp.join(work_dir, 'fp32'))
@@ -170,6 +187,5 @@ def main(argv=None) -> int:
     out = args.out or fp32[:-len('.onnx')] + '.int8.onnx'
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     shutil.move(tmp, out)
-    print(f'int8 model: {out}  (run it: DetInferencer(..., backend={args.backend!r}) with this file, or '
-          f'BackendPredictor(model, {args.backend!r}, onnx_path=...))')
+    print(f'int8 model: {out}  (run it: DetInferencer(CONFIG, CKPT, backend={args.backend!r}, onnx_path=FILE))')
     return 0
