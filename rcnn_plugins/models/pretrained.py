@@ -6,9 +6,8 @@ Used by the backbones (ResNet, VGG) and by heads that load ImageNet layers (Pret
 """
 import difflib
 import os
-from urllib.parse import urlparse
 
-import torch
+from ..fileio import hub_checkpoint_path
 
 
 def check_init_cfg_cached(init_cfg) -> None:
@@ -24,7 +23,8 @@ def check_checkpoint_cached(checkpoint: str) -> None:
     mmengine resolves ``torchvision://NAME`` (and the older ``modelzoo://NAME``) through its
     ``get_torchvision_models()`` table to a download URL and loads it with ``torch.hub``'s
     ``load_state_dict_from_url``, which reads ``<torch.hub.get_dir()>/checkpoints/<URL file name>``
-    if present and downloads otherwise. This machine has no network, so a missing file is an error.
+    if present and downloads otherwise. rcnn_plugins never downloads weights while building a model, so
+    a file missing from that cache is an error that says where to put it.
     """
     for prefix in ('torchvision://', 'modelzoo://'):
         if checkpoint.startswith(prefix):
@@ -39,10 +39,10 @@ def check_checkpoint_cached(checkpoint: str) -> None:
         raise KeyError(f'unknown torchvision checkpoint {checkpoint!r}; '
                        + (f'did you mean {", ".join(close)}?' if close else f'known names: {sorted(urls)}'))
     url = urls[name]
-    cached = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(urlparse(url).path))
+    cached = hub_checkpoint_path(url)
     if not os.path.isfile(cached):
         raise FileNotFoundError(
-            f'init_cfg asks for the pretrained checkpoint {checkpoint!r}, which would be downloaded from '
-            f'{url}, but there is no network. Place that file at {cached} (the torch hub cache; set '
+            f'init_cfg asks for the pretrained checkpoint {checkpoint!r}, which is not in the hub cache; '
+            f'rcnn_plugins never downloads: put the file (from {url}) at {cached} (the torch hub cache; set '
             f'TORCH_HOME to move it), or give a local path as init_cfg=dict(type="Pretrained", '
             f'checkpoint="/path/to/file.pth"), or set init_cfg=None for random initialisation.')

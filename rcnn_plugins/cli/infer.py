@@ -1,12 +1,16 @@
-"""Command-line inference: the argument parsing behind ``tools/infer.py``; the work is ``DetInferencer``'s.
+"""``rcnn-infer`` / ``tools/infer.py``: detect objects in images and videos; the work is ``DetInferencer``'s.
 
     python tools/infer.py INPUTS CONFIG [CHECKPOINT] --out-dir OUT [--score-thr 0.3] [--device cpu|cuda]
         [--batch-size N] [--classes A B ...] [--recursive] [--coco-json FILE [--ann-file ANN]]
         [--slice H W [--overlap 0.2] [--slice-merge nmm|nms] [--slice-match-metric ios|iou]
          [--slice-match-thr 0.5] [--slice-full-image]] [--no-save-vis] [--no-save-pred]
+        [--cfg-options k=v ...] [--unsafe-load]
 """
 import argparse
 from typing import Optional, Sequence
+
+from .common import add_config_flags, load_config, unsafe_load
+from .errors import UsageError, command
 
 
 def infer_parser() -> argparse.ArgumentParser:
@@ -47,7 +51,11 @@ def infer_parser() -> argparse.ArgumentParser:
     sliced.add_argument('--slice-nms-iou-thr', type=float, default=0.5, help='IoU threshold of nms (default 0.5)')
     sliced.add_argument('--slice-full-image', action='store_true',
                         help='also run the whole (resized) image once and merge it with the tiles')
+<<<<<<< HEAD:rcnn_plugins/infer_cli.py
     add_inference_path_args(parser)
+=======
+    add_config_flags(parser)
+>>>>>>> main:rcnn_plugins/cli/infer.py
     return parser
 
 
@@ -74,15 +82,16 @@ def _split_positionals(args: argparse.Namespace) -> None:
     config_idx = max((i for i, v in enumerate(values) if v.endswith(('.py', '.json', '.yaml', '.yml'))),
                      default=None)
     if config_idx is None or config_idx == 0:
-        raise SystemExit('infer: give INPUTS... CONFIG [CHECKPOINT] (the config is a .py, .json or .yaml file)')
+        raise UsageError('give INPUTS... CONFIG [CHECKPOINT] (the config is a .py, .json or .yaml file)')
     args.inputs = values[:config_idx]
     args.config = values[config_idx]
     rest = values[config_idx + 1:]
     if len(rest) > 1:
-        raise SystemExit(f'infer: unexpected arguments after the checkpoint: {rest[1:]}')
+        raise UsageError(f'unexpected arguments after the checkpoint: {rest[1:]}')
     args.checkpoint = rest[0] if rest else None
 
 
+@command
 def infer_main(argv: Optional[Sequence[str]] = None) -> dict:
     """Parse ``argv`` and run :class:`rcnn_plugins.apis.DetInferencer`; returns its output dict."""
     args = infer_parser().parse_args(argv)
@@ -94,12 +103,21 @@ def infer_main(argv: Optional[Sequence[str]] = None) -> dict:
         slice_cfg = dict(slice_hw=tuple(args.slice), overlap=args.overlap, merge=args.slice_merge,
                          match_metric=args.slice_match_metric, match_thr=args.slice_match_thr,
                          nms_iou_thr=args.slice_nms_iou_thr, full_image=args.slice_full_image)
+<<<<<<< HEAD:rcnn_plugins/infer_cli.py
     try:
         inferencer = DetInferencer(args.config, args.checkpoint, device=args.device, classes=args.classes,
                                    exact=args.exact, amp=args.amp, backend=args.backend)
+=======
+    cfg = load_config(args.config, args)
+    with unsafe_load(args):
+        inferencer = DetInferencer(cfg, args.checkpoint, device=args.device, classes=args.classes)
+>>>>>>> main:rcnn_plugins/cli/infer.py
         return inferencer(args.inputs, batch_size=args.batch_size, out_dir=args.out_dir,
                           pred_score_thr=args.score_thr, no_save_vis=args.no_save_vis,
                           no_save_pred=args.no_save_pred, recursive=args.recursive, slice_cfg=slice_cfg,
                           coco_json=args.coco_json, ann_file=args.ann_file)
+<<<<<<< HEAD:rcnn_plugins/infer_cli.py
     except (FileNotFoundError, ValueError, AmpUnavailableError, ImportError) as err:  # bad inputs, classes, slice or checkpoint: one line
         raise SystemExit(f'infer: error: {err}') from None
+=======
+>>>>>>> main:rcnn_plugins/cli/infer.py

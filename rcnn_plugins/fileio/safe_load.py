@@ -3,7 +3,7 @@
 A ``.pth`` file is a pickle, and unpickling can call any function the file names (a downloaded
 checkpoint whose ``__reduce__`` says ``os.system`` runs that command). Every checkpoint rcnn_plugins
 reads (``--resume``, ``load_from``, ``tools/test.py``, ``init_detector``, ``Pretrained`` /
-``torchvision://`` backbone init; see :mod:`rcnn_plugins.engine.checkpoint_loader`) goes through
+``torchvision://`` backbone init; see :mod:`rcnn_plugins.fileio.checkpoint_schemes`) goes through
 :func:`load_checkpoint_file`, which unpickles with ``weights_only=True``: tensors, containers,
 numbers and strings, plus the few classes our, mmengine's and MMDetection's checkpoints hold
 (:func:`allowed_globals`):

@@ -10,7 +10,7 @@ raises :class:`RefusedGlobal` for any other, before it is called. Two allow-list
   read with ``torch.load(weights_only=True)``), torch dtypes, ``torch.Size`` and ``OrderedDict``;
   saved test predictions (``tools/test.py --out``) hold these next to numpy values.
 
-Torch checkpoints go through :mod:`rcnn_plugins.engine.safe_load` instead (``weights_only=True``).
+Torch checkpoints go through :mod:`rcnn_plugins.fileio.safe_load` instead (``weights_only=True``).
 """
 import codecs
 import collections
