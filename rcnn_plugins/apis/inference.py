@@ -16,17 +16,12 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import load_checkpoint
 
-<<<<<<< HEAD
-from ..engine.safe_load import allow_unsafe_load  # importing engine installs the safe loader
-=======
 from ..config_utils import enter_default_scope, merge_overrides, test_pipeline_cfg
 from ..engine import setup_runtime
 from ..fileio import allow_unsafe_load
-from ..models.fast_inference import prepare_for_inference
->>>>>>> main
 from ..registry import MODELS
-from .inference_path import apply_inference_path, choose_inference_path, inference_autocast
 from ..structures import DetDataSample
+from .inference_path import apply_inference_path, choose_inference_path, inference_autocast
 
 ImageType = Union[str, Path, np.ndarray]
 

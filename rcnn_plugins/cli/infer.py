@@ -51,11 +51,8 @@ def infer_parser() -> argparse.ArgumentParser:
     sliced.add_argument('--slice-nms-iou-thr', type=float, default=0.5, help='IoU threshold of nms (default 0.5)')
     sliced.add_argument('--slice-full-image', action='store_true',
                         help='also run the whole (resized) image once and merge it with the tiles')
-<<<<<<< HEAD:rcnn_plugins/infer_cli.py
-    add_inference_path_args(parser)
-=======
     add_config_flags(parser)
->>>>>>> main:rcnn_plugins/cli/infer.py
+    add_inference_path_args(parser)
     return parser
 
 
@@ -98,26 +95,20 @@ def infer_main(argv: Optional[Sequence[str]] = None) -> dict:
     _split_positionals(args)
     from rcnn_plugins.apis import DetInferencer  # after parsing: --help stays fast
     from rcnn_plugins.apis.inference_path import AmpUnavailableError
+    from rcnn_plugins.deployment.backends import MissingExtraError
     slice_cfg = None
     if args.slice is not None:
         slice_cfg = dict(slice_hw=tuple(args.slice), overlap=args.overlap, merge=args.slice_merge,
                          match_metric=args.slice_match_metric, match_thr=args.slice_match_thr,
                          nms_iou_thr=args.slice_nms_iou_thr, full_image=args.slice_full_image)
-<<<<<<< HEAD:rcnn_plugins/infer_cli.py
-    try:
-        inferencer = DetInferencer(args.config, args.checkpoint, device=args.device, classes=args.classes,
-                                   exact=args.exact, amp=args.amp, backend=args.backend)
-=======
     cfg = load_config(args.config, args)
     with unsafe_load(args):
-        inferencer = DetInferencer(cfg, args.checkpoint, device=args.device, classes=args.classes)
->>>>>>> main:rcnn_plugins/cli/infer.py
+        try:
+            inferencer = DetInferencer(cfg, args.checkpoint, device=args.device, classes=args.classes,
+                                       exact=args.exact, amp=args.amp, backend=args.backend)
+        except (AmpUnavailableError, MissingExtraError) as err:
+            raise UsageError(str(err)) from None
         return inferencer(args.inputs, batch_size=args.batch_size, out_dir=args.out_dir,
                           pred_score_thr=args.score_thr, no_save_vis=args.no_save_vis,
                           no_save_pred=args.no_save_pred, recursive=args.recursive, slice_cfg=slice_cfg,
                           coco_json=args.coco_json, ann_file=args.ann_file)
-<<<<<<< HEAD:rcnn_plugins/infer_cli.py
-    except (FileNotFoundError, ValueError, AmpUnavailableError, ImportError) as err:  # bad inputs, classes, slice or checkpoint: one line
-        raise SystemExit(f'infer: error: {err}') from None
-=======
->>>>>>> main:rcnn_plugins/cli/infer.py
