@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Generate the data (if absent), train, evaluate, draw predictions, print the metric table.
+# PRECISION=auto (bf16 where the CPU has native bf16, else fp32) | bf16 | fp32
+PRECISION ?= auto
 demo: venv
-	$(PY) tools/demo.py --config $(DEMO_CONFIG) --work-dir $(DEMO_WORK_DIR)
+	$(PY) tools/demo.py --config $(DEMO_CONFIG) --work-dir $(DEMO_WORK_DIR) --precision $(PRECISION)
 
 # The default test run (tests marked slow are skipped; `make test-all` runs them too).
 # pytest exits 5 when it collects no tests: with a test suite in the repo that means something is

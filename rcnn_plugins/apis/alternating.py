@@ -218,7 +218,8 @@ def _write_proposals(cfg: Config, k: int, work_dir: str) -> None:
     """Proposals of stage ``k``'s RPN for the training images, with ``train_cfg.rpn_proposal``."""
     paths = stage_paths(work_dir, k, cfg)
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model = init_detector(stage_config(cfg, k, work_dir), paths['ckpt'], device=device)
+    # exact: these proposals are training data; keep them independent of the inference fast path
+    model = init_detector(stage_config(cfg, k, work_dir), paths['ckpt'], device=device, exact=True)
     out = osp.join(paths['dir'], 'proposals_train.pkl')
     generate_proposal_files(model, cfg, out, split='train', proposal_cfg=cfg.model.train_cfg.rpn_proposal)
 

@@ -55,7 +55,21 @@ def infer_parser() -> argparse.ArgumentParser:
     sliced.add_argument('--slice-full-image', action='store_true',
                         help='also run the whole (resized) image once and merge it with the tiles')
     add_config_flags(parser)
+    add_inference_path_args(parser)
     return parser
+
+
+def add_inference_path_args(parser: argparse.ArgumentParser) -> None:
+    """--exact / --amp: how the model runs (rcnn_plugins.apis.inference_path)."""
+    group = parser.add_argument_group('inference path (default: the fastest path equal to the plain model to '
+                                      'float rounding: BN folded + channels-last on a CPU)')
+    group.add_argument('--exact', action='store_true', help='run the model as built (no BN folding, NCHW)')
+    group.add_argument('--amp', action='store_true',
+                       help='bf16 autocast + channels-last on a CPU with native bf16 (AVX-512 BF16 / AMX; refused '
+                            'on other CPUs), fp16 on a GPU; scores change by ~1e-2')
+    group.add_argument('--backend', choices=['pytorch', 'onnxruntime', 'openvino'], default='pytorch',
+                       help='run the exported model on onnxruntime or OpenVINO (exported on first use, cached '
+                            'next to the checkpoint; default: pytorch)')
 
 
 def _split_positionals(args: argparse.Namespace) -> None:
@@ -83,6 +97,8 @@ def infer_main(argv: Optional[Sequence[str]] = None) -> dict:
     args = infer_parser().parse_args(argv)
     _split_positionals(args)
     from rcnn_plugins.apis import DetInferencer  # after parsing: --help stays fast
+    from rcnn_plugins.apis.inference_path import AmpUnavailableError
+    from rcnn_plugins.deployment.backends import MissingExtraError
     slice_cfg = None
     if args.slice is not None:
         slice_cfg = dict(slice_hw=tuple(args.slice), overlap=args.overlap, merge=args.slice_merge,
@@ -90,8 +106,12 @@ def infer_main(argv: Optional[Sequence[str]] = None) -> dict:
                          nms_iou_thr=args.slice_nms_iou_thr, full_image=args.slice_full_image)
     cfg = load_config(args.config, args)
     with unsafe_load(args):
-        inferencer = DetInferencer(cfg, args.checkpoint, device=args.device, classes=args.classes,
-                                   tta=args.tta)
+        try:
+            inferencer = DetInferencer(cfg, args.checkpoint, device=args.device, classes=args.classes,
+                                       tta=args.tta, exact=args.exact, amp=args.amp,
+                                       backend=args.backend)
+        except (AmpUnavailableError, MissingExtraError) as err:
+            raise UsageError(str(err)) from None
         return inferencer(args.inputs, batch_size=args.batch_size, out_dir=args.out_dir,
                           pred_score_thr=args.score_thr, no_save_vis=args.no_save_vis,
                           no_save_pred=args.no_save_pred, recursive=args.recursive, slice_cfg=slice_cfg,

@@ -101,6 +101,37 @@ class BaseDetector(BaseModel):
             x = self.neck(x)
         return x
 
+    def test_step(self, data: Union[dict, tuple, list]) -> list:
+        """mmengine's ``test_step``, one forward pass per group of images of one padded size.
+
+        A batch is padded to its largest image, and padding changes the features (and so the
+        scores) of the smaller images: images whose own padded size (to ``pad_size_divisor``)
+        differs run separately, so every image gets the predictions it gets in a batch of one.
+        Results come back in input order.
+        """
+        inputs = data.get('inputs') if isinstance(data, dict) else None
+        if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
+            return super().test_step(data)
+        divisor = getattr(self.data_preprocessor, 'pad_size_divisor', 1) or 1
+        keys = [(-(-x.shape[-2] // divisor), -(-x.shape[-1] // divisor)) for x in inputs]
+        groups: dict = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(key, []).append(i)
+        if len(groups) == 1:
+            return super().test_step(data)
+        n = len(inputs)
+        results: list = [None] * n
+        for idx in groups.values():
+            part = {k: [v[i] for i in idx] if isinstance(v, (list, tuple)) and len(v) == n else v
+                    for k, v in data.items()}
+            for i, result in zip(idx, super().test_step(part)):
+                results[i] = result
+        return results
+
+    def val_step(self, data: Union[dict, tuple, list]) -> list:
+        """As :meth:`test_step` (validation predicts the same way)."""
+        return self.test_step(data)
+
     def forward(self, inputs: Tensor, data_samples: Optional[List[DetDataSample]] = None, mode: str = 'tensor'):
         if mode == 'loss':
             return self.loss(inputs, data_samples)
