@@ -15,6 +15,7 @@ unless ``no_save_pred``, ``preds/<stem>.json`` (``preds/<stem>.jsonl`` for a vid
 by name and skipped; the run goes on. ``slice_cfg`` switches to sliced inference for large
 images (:mod:`rcnn_plugins.apis.slicing`).
 """
+import os.path as osp
 import sys
 import warnings
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -33,7 +34,7 @@ from ..structures import DetDataSample
 from ..visualization import DetLocalVisualizer
 from .batching import batch_by_shape, group_by_shape
 from .inference import get_test_pipeline_cfg, init_detector
-from .inputs import InputItem, InputsType, check_array, collect_inputs
+from .inputs import InputItem, InputsType, check_array, collect_inputs, missing_input_error
 from .results import CocoResultsWriter, OutputWriter, pred_to_dict
 from .slicing import check_slice_cfg, sliced_predict
 from .video import VideoReader
@@ -163,6 +164,8 @@ class DetInferencer:
 
     def _skip(self, item: InputItem, err: Exception, progress: tqdm) -> None:
         what = item.path or f'array input {item.name}'
+        if item.path is not None and not item.is_video and not osp.exists(item.path):
+            err = missing_input_error(item)  # not the loader's training hint about data_root
         self.skipped.append(what)
         progress.write(f'WARNING: skipped {what}: {err}', file=sys.stderr)
         progress.update(1)
