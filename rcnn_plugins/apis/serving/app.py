@@ -7,6 +7,7 @@ batcher's worker thread is stopped at shutdown after in-flight requests are answ
 away with 503 while the ones already running complete.
 """
 import asyncio
+import sys
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -58,6 +59,7 @@ def create_app(model: ServedModel, limits: Optional[ServeLimits] = None, max_bat
         yield
         # uvicorn gets here after the in-flight requests were answered; queued jobs still finish.
         await run_in_threadpool(batcher.close, 30.0)
+        print('rcnn-serve: stopped (in-flight requests answered)', file=sys.stderr, flush=True)
 
     app = FastAPI(title='rcnn_plugins detector', lifespan=lifespan, docs_url='/docs', redoc_url=None)
 

@@ -78,3 +78,17 @@ def image_header_size(data: bytes) -> Optional[Tuple[int, int]]:
             bits = int.from_bytes(data[21:25], 'little')
             return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
     return None
+
+
+def check_complete(data: bytes) -> None:
+    """400 for a JPEG without an end-of-image marker after its last scan, or a PNG without its
+    IEND chunk: OpenCV decodes many truncated files, filling the missing rows with grey, which
+    would silently give detections of half an image."""
+    if data[:2] == b'\xff\xd8':
+        last_scan = data.rfind(b'\xff\xda')
+        if last_scan < 0 or data.find(b'\xff\xd9', last_scan) < 0:
+            raise RequestError(400, 'truncated_image', f'truncated JPEG: no end-of-image marker after the last '
+                                                       f'scan ({len(data)} bytes received); send the whole file')
+    elif data[:8] == b'\x89PNG\r\n\x1a\n' and b'IEND' not in data[-64:]:
+        raise RequestError(400, 'truncated_image', f'truncated PNG: no IEND chunk at the end ({len(data)} bytes '
+                                                   'received); send the whole file')

@@ -17,7 +17,7 @@ from ..batching import padded_shape
 from ..det_inferencer import DetInferencer
 from ..results import pred_to_dict
 from .errors import RequestError
-from .limits import ServeLimits
+from .limits import ServeLimits, check_complete
 
 
 class ServedModel:
@@ -51,6 +51,7 @@ class ServedModel:
     def decode(self, data: bytes) -> np.ndarray:
         """Bytes -> (H, W, 3) uint8 BGR, as the config's ``LoadImageFromFile`` decodes a file."""
         self.limits.check_pixels(data)
+        check_complete(data)
         loader = self.inferencer._load_file
         try:
             img = loader._decode(data)  # the loader's own decoding (EXIF, gray, alpha, 16-bit rules)
