@@ -84,6 +84,8 @@ def predict_shard(inferencer, inputs: InputsType, out_dir: str, rank: int = 0, w
     if videos:
         raise ValueError(f'--launcher / --resume run on images; {videos[0]} is a video: run videos without them')
     mine = shard(items, rank, world)
+    if resume:
+        _remove_stale_temps(out_dir, mine)
     todo = [item for item in mine if not (resume and read_pred(pred_path(out_dir, item)) is not None)]
     if resume and len(todo) < len(mine):
         print(f'rank {rank}: --resume: {len(mine) - len(todo)} of {len(mine)} images already have predictions',
@@ -106,6 +108,20 @@ def predict_shard(inferencer, inputs: InputsType, out_dir: str, rank: int = 0, w
               f'{", ".join(inferencer.skipped)}', file=sys.stderr)
     complete = sum(read_pred(pred_path(out_dir, item)) is not None for item in mine)
     return items, predicted, complete
+
+
+def _remove_stale_temps(out_dir: str, mine: List[InputItem]) -> None:
+    """Delete the temporary files a killed run left for this shard's outputs (never another rank's)."""
+    targets = {osp.normpath(pred_path(out_dir, item)) for item in mine}
+    targets |= {osp.normpath(osp.join(out_dir, 'vis', item.name)) for item in mine}
+    for sub in ('preds', 'vis'):
+        for folder, _, names in os.walk(osp.join(out_dir, sub)):
+            for name in names:
+                if name.startswith('.') and name.endswith('.tmp'):
+                    # atomic_write_bytes names them .<target name>.<random>.tmp
+                    target = osp.normpath(osp.join(folder, name[1:].rsplit('.', 2)[0]))
+                    if target in targets:
+                        os.unlink(osp.join(folder, name))
 
 
 def merge_coco(items: List[InputItem], out_dir: str, classes, coco_json: str, ann_file: Optional[str] = None) -> int:
