@@ -47,7 +47,7 @@ def start_server(args, max_batch: int) -> tuple:
     cmd = [sys.executable, osp.join(REPO, 'tools', 'serve.py'), args.config] + \
         ([args.checkpoint] if args.checkpoint else []) + \
         ['--port', '0', '--device', args.device, '--max-batch', str(max_batch), '--max-wait-ms',
-         str(args.max_wait_ms), '--max-queue', '1024', '--score-thr', '0.3']
+         str(args.max_wait_ms), '--max-queue', '1024', '--timeout', '900', '--score-thr', '0.3']
     if args.threads:
         cmd += ['--threads', str(args.threads)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
@@ -90,7 +90,7 @@ def load(url: str, jpegs, clients: int, duration: float) -> tuple:
             while time.monotonic() < stop_at:
                 start = time.perf_counter()
                 r = session.post(url + '/predict', files={'image': ('a.jpg', jpegs[i % len(jpegs)], 'image/jpeg')},
-                                 timeout=120)
+                                 timeout=900)
                 took = time.perf_counter() - start
                 with lock:
                     if r.status_code == 200:

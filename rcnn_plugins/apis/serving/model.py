@@ -52,9 +52,11 @@ class ServedModel:
         """Bytes -> (H, W, 3) uint8 BGR, as the config's ``LoadImageFromFile`` decodes a file."""
         self.limits.check_pixels(data)
         check_complete(data)
+        # The config's own loader decodes (EXIF, gray, alpha, 16-bit rules), so a served image is
+        # exactly what DetInferencer reads from the same file.
         loader = self.inferencer._load_file
         try:
-            img = loader._decode(data)  # the loader's own decoding (EXIF, gray, alpha, 16-bit rules)
+            img = loader._decode(data)
         except ValueError as err:  # e.g. float TIFF
             raise RequestError(400, 'bad_image', f'the image cannot be used: {err}')
         if img is None or img.size == 0:
