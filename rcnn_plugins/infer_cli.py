@@ -137,7 +137,7 @@ def _sharded_main(args: argparse.Namespace) -> dict:
         import datetime
         dist.init_process_group('nccl' if device.startswith('cuda') else 'gloo',
                                 timeout=datetime.timedelta(hours=24))
-        totals = torch.tensor(counts, dtype=torch.int64)
+        totals = torch.tensor(counts, dtype=torch.int64, device=device)  # NCCL reduces CUDA tensors only
         dist.all_reduce(totals)
         counts = totals.tolist()
         dist.destroy_process_group()
