@@ -4,10 +4,12 @@ driven over the DevTools protocol on a pipe (no extra package). Every wait is bo
 import json
 import os
 import os.path as osp
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import List, Optional
 
@@ -72,34 +74,31 @@ class Server:
     """``tools/serve.py`` in a subprocess on 127.0.0.1, a free port (``--port 0``; the port is read
     from its first line). ``start`` waits (bounded) until ``/ready``."""
 
-    def __init__(self, config: str, checkpoint: str, *flags: str, log_path: Optional[str] = None) -> None:
+    def __init__(self, config: str, checkpoint: str, *flags: str) -> None:
         self.cmd = [sys.executable, osp.join(REPO, 'tools', 'serve.py'), config, checkpoint, '--host', '127.0.0.1',
                     '--port', '0', '--device', 'cpu', *flags]
-        self.log_path = log_path
         self.proc: Optional[subprocess.Popen] = None
         self.url = ''
 
     def start(self, timeout: float = 90.0) -> 'Server':
         env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
-        self.log = open(self.log_path, 'w+') if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.monotonic() + timeout
-        lines = []
-        while not self.url:  # the listening line comes after the model is built
-            line = self.proc.stderr.readline()
-            if not line:
-                raise RuntimeError(f'the server exited ({self.proc.wait(5)}) before listening:\n' + ''.join(lines))
-            lines.append(line)
-            if 'listening on http://' in line:
-                self.url = line.split('listening on ')[1].split()[0]
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError('the server did not start in time:\n' + ''.join(lines))
-        # Keep draining its stderr so a chatty server never blocks on a full pipe.
-        import threading
-        self.stderr_lines: List[str] = lines
+        # A thread reads its stderr (so a chatty server never blocks on a full pipe); the listening
+        # line, printed once the model is built, gives the port.
+        self.stderr_lines: List[str] = []
         threading.Thread(target=lambda: [self.stderr_lines.append(x) for x in self.proc.stderr],
                          daemon=True).start()
+        while not self.url:
+            found = [x for x in self.stderr_lines if 'listening on http://' in x]
+            if found:
+                self.url = found[0].split('listening on ')[1].split()[0]
+            elif self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                time.sleep(0.2)
+                raise RuntimeError('the server did not start:\n' + ''.join(self.stderr_lines[-40:]))
+            else:
+                time.sleep(0.05)
         while time.monotonic() < deadline:
             try:
                 if requests.get(self.url + '/ready', timeout=5).status_code == 200:
@@ -213,7 +212,6 @@ class Chromium:
                     if 'error' in reply:
                         raise RuntimeError(f'{method}: {reply["error"]}')
                     return reply['result']
-            import select
             ready, _, _ = select.select([self._from_child], [], [], max(0.0, deadline - time.monotonic()))
             if ready:
                 chunk = os.read(self._from_child, 1 << 20)

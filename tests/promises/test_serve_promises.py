@@ -8,15 +8,12 @@
 - SIGTERM during load: requests in flight are answered, new ones refused, then the server exits.
 """
 import concurrent.futures as cf
-import io
-import json
 import socket
 import struct
 import threading
 import time
 import zlib
 
-import cv2
 import numpy as np
 import pytest
 import requests

@@ -54,7 +54,8 @@ def serve_main(argv: Optional[Sequence[str]] = None) -> None:
         import fastapi  # noqa: F401
         import multipart  # noqa: F401
     except ImportError as err:
-        raise SystemExit(f'rcnn-serve: {err.name} is missing; install the serve extra: pip install "rcnn_plugins[serve]"')
+        raise SystemExit(f'rcnn-serve: {err.name} is missing; install the serve extra: '
+                         'pip install "rcnn_plugins[serve]"')
     import torch
     import uvicorn
 
