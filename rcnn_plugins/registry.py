@@ -14,6 +14,7 @@ and from the command-line tools for mmengine's own lookups: an MMDetection type 
 is named as such (pointing to docs/MMDET_DIFFERENCES.md), never answered with a different
 component of a similar name; a typo gets the registered names within an edit or two.
 """
+import difflib
 import re
 from typing import List, Optional
 

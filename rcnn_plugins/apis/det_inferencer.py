@@ -17,6 +17,7 @@ images (:mod:`rcnn_plugins.apis.slicing`). ``tta=True`` runs test-time augmentat
 (:mod:`rcnn_plugins.apis.tta`: the config's ``tta_model`` / ``tta_pipeline``, else flip + no
 flip), one image per forward pass.
 """
+import os.path as osp
 import sys
 import warnings
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -38,7 +39,7 @@ from ..visualization import DetLocalVisualizer
 from .batching import batch_by_shape, group_by_shape
 from .inference import get_test_pipeline_cfg, init_detector
 from .inference_path import inference_autocast
-from .inputs import InputItem, InputsType, check_array, collect_inputs
+from .inputs import InputItem, InputsType, check_array, collect_inputs, missing_input_error
 from .results import CocoResultsWriter, OutputWriter, pred_to_dict
 from .slicing import check_slice_cfg, sliced_predict
 from .video import VideoReader
@@ -205,6 +206,8 @@ class DetInferencer:
 
     def _skip(self, item: InputItem, err: Exception, progress: tqdm) -> None:
         what = item.path or f'array input {item.name}'
+        if item.path is not None and not item.is_video and not osp.exists(item.path):
+            err = missing_input_error(item)  # not the loader's training hint about data_root
         self.skipped.append(what)
         progress.write(f'WARNING: skipped {what}: {err}', file=sys.stderr)
         progress.update(1)
