@@ -7,7 +7,6 @@ conv that predicts the offsets, zero-initialised so a fresh layer starts as an o
 No compiled mmcv.ops needed: torchvision's op runs on CPU and CUDA and is differentiable in the
 input, the offsets and the weights.
 """
-import math
 from typing import Tuple, Union
 
 import torch
@@ -61,13 +60,21 @@ class DeformConv2dPack(nn.Module):
         return self.deform_groups * 2 * self.kernel_size[0] * self.kernel_size[1]
 
     def reset_parameters(self) -> None:
-        """mmcv's init: weight ~ U(-1/sqrt(n), 1/sqrt(n)), n = in_channels * kh * kw; zero offsets."""
-        stdv = 1. / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
-        nn.init.uniform_(self.weight, -stdv, stdv)
+        """mmcv's DeformConv2d init: Kaiming-uniform weight (ReLU gain), zero bias and offsets."""
+        nn.init.kaiming_uniform_(self.weight, nonlinearity='relu')
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+        self.init_offset()
+
+    def init_offset(self) -> None:
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
+
+    def init_weights(self) -> None:
+        """Called by mmengine after a parent's ``init_cfg`` (e.g. ResNet's Kaiming over every
+        ``Conv2d``, which includes ``conv_offset``): the offsets go back to zero, so a new DCN starts
+        as its plain conv. The weight keeps the parent's init."""
+        self.init_offset()
 
     def deform_forward(self, x: torch.Tensor, offset: torch.Tensor, mask=None) -> torch.Tensor:
         """The deformable conv with a given offset ``(B, 2*dg*kh*kw, H_out, W_out)`` and optional

@@ -4,7 +4,10 @@ with its ``mask`` argument, registered as ``'DCNv2'`` (mmcv's name for ``Modulat
 ``state_dict`` keys are mmcv's: ``weight``, ``bias`` (on by default, as mmcv) and
 ``conv_offset.{weight,bias}`` predicting ``3 * deform_groups * kh * kw`` channels, zero-initialised.
 """
+import math
+
 import torch
+import torch.nn as nn
 
 from .conv_registry import register_conv_layer
 from .deform_conv import DeformConv2dPack
@@ -24,6 +27,14 @@ class ModulatedDeformConv2dPack(DeformConv2dPack):
 
     def __init__(self, *args, bias: bool = True, **kwargs):
         super().__init__(*args, bias=bias, **kwargs)
+
+    def reset_parameters(self) -> None:
+        """mmcv's ModulatedDeformConv2d init: weight ~ U(-1/sqrt(n), 1/sqrt(n)), n = in_channels*kh*kw."""
+        stdv = 1. / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+        nn.init.uniform_(self.weight, -stdv, stdv)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+        self.init_offset()
 
     def _offset_channels(self) -> int:
         return self.deform_groups * 3 * self.kernel_size[0] * self.kernel_size[1]
