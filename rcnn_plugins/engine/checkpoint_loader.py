@@ -15,7 +15,6 @@ import os
 import os.path as osp
 from urllib.parse import urlparse
 
-from mmengine.dist import barrier, get_dist_info
 from mmengine.runner.checkpoint import (CheckpointLoader, _get_mmengine_home, _process_mmcls_checkpoint,
                                         get_deprecated_model_names, get_external_models, get_mmcls_models,
                                         get_torchvision_models)
@@ -34,22 +33,20 @@ def load_from_local(filename: str, map_location=None):
 
 def _download(url: str) -> str:
     """The hub-cache path of ``url`` (``<torch.hub.get_dir()>/checkpoints/<file name>``, as
-    ``torch.hub.load_state_dict_from_url`` uses), downloading it first if absent. In distributed
-    runs rank 0 downloads and the others wait."""
+    ``torch.hub.load_state_dict_from_url`` uses). Nothing is downloaded at run time: a missing
+    file is a ``FileNotFoundError`` naming the URL and the exact path to place it at."""
     import torch.hub
     cached = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(urlparse(url).path))
-    rank, world_size = get_dist_info()
-    if rank == 0 and not osp.isfile(cached):
-        os.makedirs(osp.dirname(cached), exist_ok=True)
-        torch.hub.download_url_to_file(url, cached)
-    if world_size > 1:
-        barrier()
+    if not osp.isfile(cached):
+        raise FileNotFoundError(f'checkpoint {url} is not in the torch hub cache and nothing is downloaded '
+                                f'at run time: place the file at {cached} (set TORCH_HOME to move the cache), '
+                                'or give a local path instead')
     return cached
 
 
 @CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)
 def load_from_http(filename: str, map_location=None):
-    """A checkpoint URL: downloaded into the torch hub cache once, then read safely."""
+    """A checkpoint URL: read safely from the torch hub cache (never downloaded)."""
     return load_checkpoint_file(_download(filename), map_location=map_location)
 
 
