@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-import rcnn_plugins.engine.checkpoint_loader  # noqa: F401  (our CheckpointLoader schemes)
+from rcnn_plugins.fileio import install_safe_loading
 from rcnn_plugins.models.backbones import ResNet
 from rcnn_plugins.models.pretrained import check_checkpoint_cached, resolve_checkpoint
 
@@ -22,6 +22,11 @@ NAMES = {
     'open-mmlab://jhu/resnet50_gn_ws': 'resnet50_gn_ws-15beedd8.pth',
     'openmmlab://resnext101_32x4d': 'resnext101_32x4d-a5af3160.pth',
 }
+
+
+@pytest.fixture(autouse=True)
+def _safe_schemes():
+    install_safe_loading()  # our CheckpointLoader schemes (an explicit call, as every entry point makes)
 
 
 @pytest.fixture
