@@ -85,9 +85,13 @@ def objectness_samples(batch_data_samples: List[DetDataSample]) -> List[DetDataS
     """
     out = []
     for sample in batch_data_samples:
-        copy_ = sample.clone() if hasattr(sample, 'clone') else copy.deepcopy(sample)
+        # Shallow copies (mmengine's clone): new containers, the same tensors, so relabelling
+        # does not reach the caller's gt_instances.
+        copy_ = sample.clone()
         if 'gt_instances' in copy_:
-            copy_.gt_instances.labels = torch.zeros_like(copy_.gt_instances.labels)
+            gt = copy_.gt_instances.clone()
+            gt.labels = torch.zeros_like(gt.labels)
+            copy_.gt_instances = gt
         out.append(copy_)
     return out
 
