@@ -72,8 +72,8 @@ class FCOSHead(AnchorFreeHead):
         super().__init__(num_classes=num_classes, in_channels=in_channels, loss_cls=loss_cls, loss_bbox=loss_bbox,
                          norm_cfg=norm_cfg, init_cfg=init_cfg, **kwargs)
         if len(self.regress_ranges) != self.prior_generator.num_levels:
-            raise ValueError(f'FCOSHead: {len(self.regress_ranges)} regress_ranges for {self.prior_generator.num_levels} '
-                             'strides; give one (min, max) range per level')
+            raise ValueError(f'FCOSHead: {len(self.regress_ranges)} regress_ranges for '
+                             f'{self.prior_generator.num_levels} strides; give one (min, max) range per level')
         self.loss_centerness = build_or_use(MODELS, loss_centerness)
 
     def _init_layers(self) -> None:
@@ -103,7 +103,8 @@ class FCOSHead(AnchorFreeHead):
         return cls_score, bbox_pred, centerness
 
     # ------------------------------------------------------------------ targets
-    def get_targets(self, points: List[Tensor], batch_gt_instances: List[InstanceData]) -> Tuple[List[Tensor], List[Tensor]]:
+    def get_targets(self, points: List[Tensor],
+                    batch_gt_instances: List[InstanceData]) -> Tuple[List[Tensor], List[Tensor]]:
         """Per level, over all images (image-major): labels (B * N_l,) long (``num_classes`` =
         background) and distance targets (B * N_l, 4) (l, t, r, b) in pixels (strides with
         ``norm_on_bbox``).
