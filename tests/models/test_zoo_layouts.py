@@ -33,6 +33,8 @@ CASES = [
      'empirical_attention__faster-rcnn_r50-attn1111_fpn_1x_coco.json'),
     ('configs/faster_rcnn/faster-rcnn_r50_fpn_fcos-rpn_1x_coco.py',
      'faster_rcnn__faster-rcnn_r50_fpn_fcos-rpn_1x_coco.json'),
+    ('configs/guided_anchoring/ga-faster-rcnn_r50_fpn_1x_coco.py',
+     'guided_anchoring__ga-faster-rcnn_r50_fpn_1x_coco.json'),
 ]
 
 
