@@ -15,8 +15,8 @@ model = dict(
             strides=[4, 8, 16, 32, 64]),
         # One square per location: the anchor whose (w, h) the shape branch predicts.
         square_anchor_generator=dict(type='AnchorGenerator', ratios=[1.0], scales=[8], strides=[4, 8, 16, 32, 64]),
-        anchor_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0], target_stds=[0.07, 0.07, 0.14, 0.14]),
-        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0], target_stds=[0.07, 0.07, 0.11, 0.11]),
+        anchor_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0] * 4, target_stds=[0.07, 0.07, 0.14, 0.14]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0] * 4, target_stds=[0.07, 0.07, 0.11, 0.11]),
         loc_filter_thr=0.01,
         loss_loc=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
         loss_shape=dict(type='BoundedIoULoss', beta=0.2, loss_weight=1.0),

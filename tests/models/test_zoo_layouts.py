@@ -35,6 +35,7 @@ CASES = [
      'faster_rcnn__faster-rcnn_r50_fpn_fcos-rpn_1x_coco.json'),
     ('configs/guided_anchoring/ga-faster-rcnn_r50_fpn_1x_coco.py',
      'guided_anchoring__ga-faster-rcnn_r50_fpn_1x_coco.json'),
+    ('configs/guided_anchoring/ga-rpn_r50_fpn_1x_coco.py', 'guided_anchoring__ga-rpn_r50_fpn_1x_coco.json'),
 ]
 
 
