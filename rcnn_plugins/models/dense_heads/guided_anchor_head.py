@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from ...registry import MODELS, TASK_UTILS, build_or_use
 from ..layers.feature_adaption import FeatureAdaption
 from ..layers.masked_conv import MaskedConv2d
-from .anchor_head import AnchorHead
+from .anchor_head import AnchorHead, check_no_gt_proposals
 
 
 def calc_region(boxes: Tensor, ratio: float, featmap_size: Tuple[int, int]) -> Tensor:
@@ -103,6 +103,7 @@ class GuidedAnchorHead(AnchorHead):
                     raise ValueError(f'{name}: train_cfg needs {key!r} (see the guided_anchoring configs)')
             self.ga_assigner = build_or_use(TASK_UTILS, train_cfg['ga_assigner'])
             self.ga_sampler = build_or_use(TASK_UTILS, train_cfg.get('ga_sampler') or dict(type='PseudoSampler'))
+            check_no_gt_proposals(self.ga_sampler, f'{name} train_cfg.ga_sampler')
 
     def _init_layers(self) -> None:
         self.conv_loc = nn.Conv2d(self.in_channels, 1, 1)

@@ -154,3 +154,11 @@ def test_location_filter_of_the_proposals():
     assert 0 < len(res) <= TEST_CFG['max_per_img'] and (res.labels == 0).all()
     assert (res.scores[:-1] >= res.scores[1:]).all()
     assert (res.bboxes >= 0).all() and (res.bboxes <= 32).all()
+
+
+def test_samplers_that_add_gts_are_refused():
+    for key in ('sampler', 'ga_sampler'):
+        cfg = dict(TRAIN_CFG)
+        cfg[key] = dict(type='RandomSampler', num=64, pos_fraction=0.5)  # add_gt_as_proposals defaults to True
+        with pytest.raises(ValueError, match=f'{key}: add_gt_as_proposals=True'):
+            make_head(train_cfg=cfg)
