@@ -27,12 +27,14 @@ from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData
 from tqdm import tqdm
 
+from ..config_utils import get_test_pipeline_cfg
+from ..config_utils import num_classes as config_num_classes
 from ..datasets.transforms.loading import to_bgr_uint8
 from ..registry import DATASETS, TRANSFORMS
 from ..structures import DetDataSample
 from ..visualization import DetLocalVisualizer
 from .batching import batch_by_shape, group_by_shape
-from .inference import get_test_pipeline_cfg, init_detector
+from .inference import init_detector
 from .inputs import InputItem, InputsType, check_array, collect_inputs
 from .results import CocoResultsWriter, OutputWriter, pred_to_dict
 from .slicing import check_slice_cfg, sliced_predict
@@ -85,8 +87,15 @@ class DetInferencer:
         self.skipped: List[str] = []  # inputs the last call could not read
 
     def _resolve_classes(self, classes: Optional[Sequence[str]]) -> Tuple[str, ...]:
-        """``classes`` > checkpoint ``dataset_meta`` > the config's dataset > ``class i``."""
-        num_classes = self.cfg.model.roi_head.bbox_head.num_classes
+        """``classes`` > checkpoint ``dataset_meta`` > the config's dataset > ``class i``.
+
+        A proposal-only model (an RPN: one class-agnostic "object" class, no RoI head) is named
+        ``('object',)`` unless ``classes`` gives its one name: the dataset's class list does not
+        describe its labels.
+        """
+        num_classes = config_num_classes(self.cfg)
+        if num_classes == 1 and self.cfg.model.get('roi_head') is None and classes is None:
+            return ('object', )
         dataset = (self.cfg.get('test_dataloader') or self.cfg.get('val_dataloader') or {}).get('dataset', {})
         dataset_type = dataset.get('type')
         sources = [('--classes', classes),
