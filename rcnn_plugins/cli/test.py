@@ -7,15 +7,7 @@ import argparse
 
 from mmengine.config import Config
 
-from .common import (
-    add_config_flags,
-    add_runner_flags,
-    amp_device,
-    apply_runner_flags,
-    load_config,
-    loop_autocast,
-    unsafe_load,
-)
+from . import common
 from .errors import UsageError, command
 
 
@@ -37,15 +29,13 @@ def test_parser() -> argparse.ArgumentParser:
     parser.add_argument('--amp', action='store_true',
                         help='autocast: fp16 on a GPU, bf16 on a CPU with native bf16 (AVX-512 BF16 / '
                              'AMX; combine with --channels-last there)')
-    add_runner_flags(parser)
-    add_config_flags(parser)
+    common.add_runner_flags(parser)
     return parser
 
 
 def test_config(args: argparse.Namespace) -> Config:
     """The config that ``tools/test.py`` with ``args`` tests with."""
-    cfg = load_config(args.config, args)
-    apply_runner_flags(cfg, args)
+    cfg = common.load_runner_config(args)
     cfg.load_from = args.checkpoint
 
     if args.show or args.show_dir:
@@ -65,8 +55,8 @@ def test_config(args: argparse.Namespace) -> Config:
         cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
             dict(type='FastInferenceHook', fuse_conv_bn=args.fuse_conv_bn, channels_last=args.channels_last)]
     if args.amp:
-        amp_device()
-        loop_autocast(cfg, 'test_cfg')
+        common.amp_device()
+        common.loop_autocast(cfg, 'test_cfg')
 
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
@@ -83,5 +73,5 @@ def test_main(argv=None) -> dict:
     from rcnn_plugins.engine import build_runner
     args = test_parser().parse_args(argv)
     cfg = test_config(args)
-    with unsafe_load(args):
+    with common.unsafe_load(args):
         return build_runner(cfg).test()
