@@ -24,7 +24,6 @@ LAYERS = [
     {'engine'},
     {'apis'},
     {'cli'},
-    {'benchmark'},  # measurement code the package never imports; moves out of the package
 ]
 LAYER_OF = {name: k for k, names in enumerate(LAYERS) for name in names}
 
