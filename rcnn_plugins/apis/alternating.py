@@ -37,10 +37,10 @@ import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 
+from ..config_utils import enter_default_scope, leaf_datasets
 from ..engine import build_runner
 from ..fileio import atomic_write, load_checkpoint_file
 from .inference import init_detector
-from ..config_utils import enter_default_scope, leaf_datasets
 from .proposals import generate_proposal_files, proposal_file_names
 
 STAGES = ('stage1_rpn', 'stage2_rcnn', 'stage3_rpn', 'stage4_rcnn')

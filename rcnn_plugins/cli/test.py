@@ -7,8 +7,15 @@ import argparse
 
 from mmengine.config import Config
 
-from .common import add_config_flags, add_runner_flags, amp_device, apply_runner_flags, load_config, loop_autocast
-from .common import unsafe_load
+from .common import (
+    add_config_flags,
+    add_runner_flags,
+    amp_device,
+    apply_runner_flags,
+    load_config,
+    loop_autocast,
+    unsafe_load,
+)
 from .errors import UsageError, command
 
 
@@ -33,7 +40,22 @@ def test_parser() -> argparse.ArgumentParser:
     add_inference_path_flags(parser)
     add_runner_flags(parser)
     add_config_flags(parser)
+    _add_tta_arg(parser)
     return parser
+
+
+# --- test-time augmentation (--tta), as MMDetection's tools/test.py -------------------------
+def _add_tta_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation: the config's tta_model / tta_pipeline, else flip + "
+                             'no flip merged by NMS (rcnn_plugins.apis.tta)')
+
+
+def _apply_tta(cfg: Config, args: argparse.Namespace) -> None:
+    if getattr(args, 'tta', False):
+        from rcnn_plugins.apis.tta import tta_config
+        tta_config(cfg)
+# ------------------------------------------------------------------------------------------
 
 
 def test_config(args: argparse.Namespace) -> Config:
@@ -41,6 +63,7 @@ def test_config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args)
     apply_runner_flags(cfg, args)
     cfg.load_from = args.checkpoint
+    _apply_tta(cfg, args)
 
     if args.show or args.show_dir:
         hooks = cfg.default_hooks

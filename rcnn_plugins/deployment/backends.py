@@ -19,7 +19,6 @@ cache is ``~/.cache/rcnn_plugins/exports``.
 import hashlib
 import os
 import os.path as osp
-import tempfile
 import warnings
 from typing import List, Optional, Tuple
 
@@ -30,6 +29,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.structures import InstanceData
 
+from ..fileio import atomic_path
 from .export_wrapper import DetectorExportWrapper
 
 BACKENDS = ('pytorch', 'onnxruntime', 'openvino')
@@ -82,26 +82,18 @@ def cache_path(cfg, checkpoint: Optional[str], policy: str = 'dynamic', cache_di
 
 def export_for_backend(model: torch.nn.Module, out: str, example_hw: Tuple[int, int] = (320, 320)) -> str:
     """Write ``model``'s predict path with dynamic (H, W) and an ``img_hw`` input to ``out``
-    atomically (a temporary name in the same folder, then a rename)."""
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    atomically (:func:`rcnn_plugins.fileio.atomic_path`)."""
     wrapper = DetectorExportWrapper(model)
     x = torch.randn(1, 3, *example_hw)
     hw = torch.tensor(example_hw, dtype=torch.float32)
     axes = {'image': {2: 'height', 3: 'width'}, 'boxes': {0: 'num_dets'}, 'scores': {0: 'num_dets'},
             'labels': {0: 'num_dets'}}
-    fd, tmp = tempfile.mkstemp(suffix='.onnx.tmp', dir=osp.dirname(osp.abspath(out)))
-    os.close(fd)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter('ignore', torch.jit.TracerWarning)
-            warnings.filterwarnings('ignore', category=DeprecationWarning)
-            torch.onnx.export(wrapper, (x, hw), tmp, dynamo=False, opset_version=OPSET,
-                              input_names=['image', 'img_hw'], output_names=['boxes', 'scores', 'labels'],
-                              dynamic_axes=axes)
-        os.replace(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(out) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        warnings.filterwarnings('ignore', category=DeprecationWarning)
+        torch.onnx.export(wrapper, (x, hw), tmp, dynamo=False, opset_version=OPSET,
+                          input_names=['image', 'img_hw'], output_names=['boxes', 'scores', 'labels'],
+                          dynamic_axes=axes)
     return out
 
 

@@ -10,7 +10,6 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from rcnn_plugins.registry import HOOKS
-
 from ...models.fast_inference import prepare_for_inference
 
 

@@ -9,11 +9,10 @@
 """
 import copy
 import warnings
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
+from mmengine.model import BaseModel, Sequential
 from torch import Tensor
 
 from ...registry import MODELS, build_or_use
@@ -57,19 +56,6 @@ def check_data_samples(batch_inputs: Tensor, batch_data_samples, need_gt: bool) 
             raise ValueError(f'data sample {i} has no gt_instances; training needs bboxes (G, 4) and labels (G,)')
 
 
-def objectness_samples(batch_data_samples: Sequence[DetDataSample]) -> List[DetDataSample]:
-    """Shallow copies of the samples whose gt labels are all 0: an RPN learns object vs background."""
-    out = []
-    for s in batch_data_samples:
-        gt = s.gt_instances
-        new = DetDataSample(metainfo=s.metainfo,
-                            gt_instances=InstanceData(bboxes=gt.bboxes, labels=torch.zeros_like(gt.labels)))
-        if 'ignored_instances' in s:
-            new.ignored_instances = s.ignored_instances
-        out.append(new)
-    return out
-
-
 def rpn_head_config(rpn_head: dict, train_cfg: Optional[dict], test_cfg: Optional[dict], owner: str) -> dict:
     """The RPN head's config with ``num_classes=1`` and its ``train_cfg.rpn`` / ``test_cfg.rpn``.
 
@@ -97,7 +83,11 @@ class BaseDetector(BaseModel):
                  init_cfg=None) -> None:
         super().__init__(data_preprocessor=build_data_preprocessor(data_preprocessor), init_cfg=init_cfg)
         self.backbone = build_or_use(MODELS, backbone)
-        if neck is not None:
+        if isinstance(neck, (list, tuple)):
+            # Several necks run in order (Libra R-CNN's FPN then BFP): mmengine's Sequential, keys
+            # neck.0.*, neck.1.*, as MMDetection builds a list of neck configs.
+            self.neck = Sequential(*[build_or_use(MODELS, n) for n in neck])
+        elif neck is not None:
             self.neck = build_or_use(MODELS, neck)
 
     @property
