@@ -9,10 +9,11 @@ Lookups that miss here fall back to mmengine's roots, which is how mmengine's ow
 optimizers, schedulers and mmcv's transforms (mmcv registers them into mmengine's root
 TRANSFORMS) are found from an rcnn_plugins config.
 
-An unknown ``type`` gets the nearest registered names suggested (:func:`unknown_type_hint`):
-by ``build`` of these registries, and by the command-line tools for mmengine's own lookups.
+An unknown ``type`` gets one line (:func:`unknown_type_hint`), from ``build`` of these registries
+and from the command-line tools for mmengine's own lookups: an MMDetection type that is not here
+is named as such (pointing to docs/MMDET_DIFFERENCES.md), never answered with a different
+component of a similar name; a typo gets the registered names within an edit or two.
 """
-import difflib
 import re
 from typing import List, Optional
 
@@ -55,9 +56,59 @@ def _names(registry: MMEngineRegistry) -> List[str]:
     return names
 
 
+# Layers MMDetection's configs take from compiled mmcv.ops, which mmcv-lite lacks.
+_MMCV_OPS_MODELS = ('DCN', 'DCNv2', 'DeformConv2dPack', 'ModulatedDeformConv2dPack', 'CARAFE', 'CARAFEPack',
+                    'SAC', 'MaskedConv2d', 'DeformRoIPool', 'DeformRoIPoolPack', 'ModulatedDeformRoIPoolPack',
+                    'SimpleRoIAlign', 'PSAMask', 'CrissCrossAttention', 'ContextBlock')
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r'[\s_\-.]', '', name).lower()
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insert, delete, substitute), case-insensitive."""
+    a, b = a.lower(), b.lower()
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _spelling_variants(obj_type: str, ours: List[str], theirs: List[str]) -> List[str]:
+    """Names that are the same word spelled differently: equal up to case / ``_`` / ``-`` (only
+    those, when there are any), else a typo (one edit for names up to 6 characters, two for longer
+    ones), ours before MMDetection's missing ones. Deliberately not a fuzzy ratio: ``GIoULoss``
+    and ``L1Loss`` or ``ResNeXt`` and ``ResNet`` are different components."""
+    key = _normalised(obj_type)
+    same = [n for n in ours + theirs if _normalised(n) == key]
+    if same:
+        return same[:3]
+    limit = 1 if len(obj_type) <= 6 else 2
+    for names in (ours, theirs):
+        close = [n for n in names if abs(len(n) - len(obj_type)) <= limit and _edit_distance(n, obj_type) <= limit]
+        if close:
+            return close[:3]
+    return []
+
+
+def mmdet_only_names(registry_name: str) -> List[str]:
+    """Type names MMDetection registers in ``registry_name`` (e.g. ``'model'``) that rcnn_plugins
+    does not have, computed now (components added here since the list was generated drop out)."""
+    from .mmdet_type_names import MMDET_TYPE_NAMES
+    mmdet = set(MMDET_TYPE_NAMES.get(registry_name, ()))
+    if registry_name == 'model':
+        mmdet.update(_MMCV_OPS_MODELS)
+    ours = next((r for r in _ALL if r.name == registry_name), None)
+    return sorted(mmdet - set(_names(ours))) if ours is not None else sorted(mmdet)
+
+
 def unknown_type_hint(message: str) -> Optional[str]:
-    """For mmengine's "X is not in the S::N registry" error message, one line that names the
-    registry and the nearest registered names (``difflib``); None for any other message."""
+    """For mmengine's "X is not in the S::N registry" error message, one line: either "MMDetection
+    has X, rcnn_plugins does not" (with the docs to read), or the registered names that are
+    spelling variants of X; None for any other message."""
     match = _UNKNOWN_TYPE.search(message)
     if match is None:
         return None
@@ -67,16 +118,46 @@ def unknown_type_hint(message: str) -> Optional[str]:
         registry = next((r.parent for r in _ALL if r.parent is not None and r.parent.name == name), None)
     if registry is None:
         return None
+    bare = obj_type.split('.')[-1]  # 'mmdet.MaskRCNN' -> 'MaskRCNN'
+    missing = mmdet_only_names(name)
+    if bare in missing:
+        where = 'mmcv.ops (compiled; mmcv-lite has no ops)' if bare in _MMCV_OPS_MODELS else 'MMDetection 3.3'
+        return (f'type={obj_type!r} is a {name} of {where} that rcnn_plugins does not have (it covers '
+                "MMDetection's box-only two-stage detectors): see docs/MMDET_DIFFERENCES.md, "
+                '"Not available", for what is missing.')
     names = sorted(set(_names(registry)))
-    close = difflib.get_close_matches(obj_type, names, n=3, cutoff=0.5)
-    hint = f'did you mean {" or ".join(repr(c) for c in close)}?' if close else \
-        f'registered names: {", ".join(names[:20])}{", ..." if len(names) > 20 else ""}.'
+    close = _spelling_variants(bare, names, missing)
+    if close:
+        hint = 'did you mean ' + ' or '.join(
+            repr(c) + (' (an MMDetection type rcnn_plugins does not have)' if c in missing else '')
+            for c in close) + '?'
+    else:
+        hint = f'registered names: {", ".join(names[:20])}{", ..." if len(names) > 20 else ""}.'
     return (f'type={obj_type!r} is not a registered {name} (scope {scope}): {hint} '
             'Fix the type in the config, or import the module that registers it (custom_imports).')
 
 
+# Types MMDetection configs take from another OpenMMLab package's scope that we implement ourselves:
+# '<scope>.<Type>' resolves to our '<Type>' while that package is not installed (when it is, its
+# own registry answers, as in MMDetection).
+FOREIGN_SCOPE_ALIASES = {'mmpretrain': ('TIMMBackbone',)}
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(package) is not None
+
+
 class Registry(MMEngineRegistry):
-    """mmengine's ``Registry``; ``build`` of an unknown type suggests the nearest names."""
+    """mmengine's ``Registry``; ``build`` of an unknown type suggests the nearest names, and
+    ``get`` maps :data:`FOREIGN_SCOPE_ALIASES` (``'mmpretrain.TIMMBackbone'``) to our types."""
+
+    def get(self, key):
+        if isinstance(key, str) and '.' in key:
+            scope, name = key.split('.', 1)
+            if name in FOREIGN_SCOPE_ALIASES.get(scope, ()) and not _installed(scope):
+                key = name
+        return super().get(key)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -20,7 +20,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
-from rcnn_plugins.apis.alternating import stage_config, train_alternating
+from rcnn_plugins.apis.alternating import AlternatingError, stage_config, train_alternating
 from rcnn_plugins.registry import DATASETS, MODELS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -169,7 +169,7 @@ def test_alternating_single_level_without_neck(tiny_data, tmp_path):
     check_provenance(work, cfg, ('backbone.',))
 
     # Without resume an existing run is not overwritten; with it, finished stages are not rerun.
-    with pytest.raises(SystemExit, match='already holds stage1_rpn, stage2_rcnn, stage3_rpn, stage4_rcnn'):
+    with pytest.raises(AlternatingError, match='already holds stage1_rpn, stage2_rcnn, stage3_rpn, stage4_rcnn'):
         train_alternating(cfg, work)
     mtimes = [os.stat(p).st_mtime_ns for p in glob.glob(osp.join(work, 'stage*', '*'))]
     assert train_alternating(cfg, work, resume=True) == final

@@ -211,7 +211,7 @@ def test_results_loader_reads_tensors_and_arrays(tmp_path):
 def test_results_loader_refuses_build_on_an_allowed_callable(tmp_path):
     """GLOBAL torch.storage._load_from_bytes + BUILD with a state dict would set attributes on the
     allowed callable; it has no __dict__, so the load fails and nothing is changed."""
-    from rcnn_plugins import safe_pickle
+    from rcnn_plugins.fileio import safe_pickle
     payload = (b'\x80\x02ctorch.storage\n_load_from_bytes\n'   # PROTO 2, GLOBAL
                b'}X\x0c\x00\x00\x00__qualname__X\x03\x00\x00\x00haxs'  # EMPTY_DICT, key, value, SETITEM
                b'b.')                                           # BUILD, STOP
@@ -225,11 +225,11 @@ def test_results_loader_refuses_build_on_an_allowed_callable(tmp_path):
 
 def test_tools_turn_bad_inputs_into_one_line(tmp_path):
     """A missing file, a bad log line or an unknown key ends a tool with its message, no traceback."""
-    import importlib.util
     from rcnn_plugins.analysis import build_random_detector
-    from rcnn_plugins.analysis.errors import exit_on_user_error
+    from rcnn_plugins.cli.analysis_tools import eval_metric_main
+    from rcnn_plugins.cli.errors import command
 
-    @exit_on_user_error
+    @command
     def fails(err):
         raise err
 
@@ -238,13 +238,9 @@ def test_tools_turn_bad_inputs_into_one_line(tmp_path):
     with pytest.raises(RuntimeError):  # a bug is not the user's: its traceback stays
         fails(RuntimeError('bug'))
     root = os.path.join(os.path.dirname(__file__), '..')
-    spec = importlib.util.spec_from_file_location('eval_metric', os.path.join(root, 'tools', 'analysis_tools',
-                                                                              'eval_metric.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
     config = os.path.join(root, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
     with pytest.raises(SystemExit, match=r'error: .*none\.pkl: no such predictions file'):
-        tool.main([config, str(tmp_path / 'none.pkl')])
+        eval_metric_main([config, str(tmp_path / 'none.pkl')])
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     model = build_random_detector(cfg)

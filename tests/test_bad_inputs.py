@@ -23,7 +23,7 @@ import torch
 from rcnn_plugins import cli
 from rcnn_plugins.datasets import CocoDataset, DatasetError, DatasetWarning, VOCDataset
 from rcnn_plugins.datasets.transforms import LoadImageFromFile
-from rcnn_plugins.engine.safe_load import CheckpointFileError
+from rcnn_plugins.fileio.safe_load import CheckpointFileError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
@@ -42,7 +42,7 @@ def seen(action):
         except CheckpointFileError as err:
             return str(err)
         except SystemExit as err:
-            return str(err.code)
+            return str(err)
     messages = [str(w.message) for w in caught if issubclass(w.category, DatasetWarning)]
     return ' | '.join(messages) or None
 
@@ -357,7 +357,7 @@ def test_huge_image_is_not_decoded(tmp_path, monkeypatch):
 
 def test_new_cfg_options_keys_still_pass():
     from mmengine.config import Config
-    from rcnn_plugins.config_overrides import typo_in_override
+    from rcnn_plugins.config_utils import typo_in_override
     cfg = Config.fromfile(DEMO)
     for key in ('default_hooks.checkpoint.max_keep_ckpts', 'model.backbone.depth', 'param_scheduler.0.end',
                 'experiment_name', 'model.backbone.init_cfg.checkpoint'):

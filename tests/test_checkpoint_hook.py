@@ -24,7 +24,8 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch.utils.data import DataLoader, Dataset
 
 from rcnn_plugins.engine.hooks.checkpoint_hook import CheckpointHook
-from rcnn_plugins.engine.safe_load import load_checkpoint_file
+from rcnn_plugins.engine import setup_runtime
+from rcnn_plugins.fileio.safe_load import load_checkpoint_file
 from rcnn_plugins.registry import HOOKS
 
 
@@ -72,6 +73,7 @@ def toy_loader():
 
 
 def make_runner(work_dir, max_epochs, checkpoint, scores=None):
+    setup_runtime()  # what every entry point does: safe checkpoint loading for resume
     val = {}
     if scores is not None:
         val = dict(val_dataloader=toy_loader(), val_evaluator=[ScriptedMetric(scores)], val_cfg=dict())

@@ -93,12 +93,14 @@ def test_bad_arguments_raise_clear_errors():
         DetDataPreprocessor(pad_mask=True)
     with pytest.raises(NotImplementedError, match='pad_seg'):
         DetDataPreprocessor(pad_seg=True)
-    with pytest.raises(NotImplementedError, match='batch_augments'):
+    with pytest.raises(KeyError, match='BatchSyncRandomResize.* is a model of MMDetection'):
         DetDataPreprocessor(batch_augments=[dict(type='BatchSyncRandomResize')])
     with pytest.raises(ValueError, match='bgr_to_rgb and rgb_to_bgr'):
         DetDataPreprocessor(bgr_to_rgb=True, rgb_to_bgr=True)
     with pytest.raises(ValueError, match='mean and std'):
         DetDataPreprocessor(mean=MEAN)
+    with pytest.raises(AssertionError):  # what MMDetection (mmengine) raises for mean without std
+        DetDataPreprocessor(mean=MEAN, std=None)
     with pytest.raises(ValueError, match='pad_size_divisor'):
         DetDataPreprocessor(pad_size_divisor=0)
     pre = DetDataPreprocessor()

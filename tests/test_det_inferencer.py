@@ -21,7 +21,7 @@ from rcnn_plugins.apis.batching import batch_by_shape
 from rcnn_plugins.apis.inputs import collect_inputs
 from rcnn_plugins.apis.results import CocoResultsWriter
 from rcnn_plugins.apis.slicing import merge_predictions, slice_grid
-from rcnn_plugins.infer_cli import infer_main
+from rcnn_plugins.cli.infer import infer_main
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
@@ -270,7 +270,7 @@ def test_classes_override_and_errors(checkpoint):
     # An empty or wrongly shaped array is skipped with its reason, like an unreadable file.
     out = inf([np.zeros((0, 0, 3), np.uint8), np.zeros((8, 8, 5), np.uint8)])
     assert out['predictions'] == [] and inf.skipped == ['array input 00000000.jpg', 'array input 00000001.jpg']
-    with pytest.raises(SystemExit, match='infer: error: input .*no-such.jpg'):
+    with pytest.raises(SystemExit, match='^error: input .*no-such.jpg'):
         infer_main(['no-such.jpg', CONFIG, checkpoint])
 
 
@@ -332,7 +332,7 @@ def test_gray_array_and_unreadable_video(tmp_path, inferencer, capsys):
     (['v.mp4', 'list.txt', 'cfg.py', 'm.pth'], ['v.mp4', 'list.txt'], 'cfg.py', 'm.pth'),
 ])
 def test_tool_positionals(argv, inputs, config, ckpt):
-    from rcnn_plugins.infer_cli import _split_positionals, infer_parser
+    from rcnn_plugins.cli.infer import _split_positionals, infer_parser
     args = infer_parser().parse_args(argv)
     _split_positionals(args)
     assert (args.inputs, args.config, args.checkpoint) == (inputs, config, ckpt)

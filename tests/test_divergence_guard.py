@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from rcnn_plugins import cli
 from rcnn_plugins.engine.hooks import DivergenceError, DivergenceGuardHook
-from rcnn_plugins.engine.safe_load import load_checkpoint_file
+from rcnn_plugins.engine import setup_runtime
+from rcnn_plugins.fileio.safe_load import load_checkpoint_file
 from rcnn_plugins.registry import HOOKS
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -51,6 +52,7 @@ class ToyData(Dataset):
 
 
 def toy_runner(work_dir, data, guard, max_epochs=2, clip_grad=None, name='toy'):
+    setup_runtime()  # what every entry point does: safe checkpoint loading for resume
     torch.manual_seed(0)
     optim = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
     if clip_grad:
@@ -213,7 +215,8 @@ def test_diverging_run_stops_on_nan_loss(diverging_config, tmp_path):
     with pytest.raises(SystemExit) as err:
         cli.train_main([config, '--work-dir', work, '--cfg-options',
                         'default_hooks.divergence_guard.max_grad_norm=None', 'experiment_name=div_nan'])
-    message = str(err.value.code)
+    assert err.value.code == 1  # a failure, not bad input
+    message = str(err.value)
     assert message.startswith('error: Training stopped: non-finite loss at iteration')
     assert 'loss_cls=nan' in message and 'loss_rpn_cls=nan' in message and f'{root}/train/' in message
     last = open(osp.join(work, 'last_checkpoint')).read()

@@ -51,8 +51,10 @@ def test_batched_nms_max_num_none_cfg_and_empty():
 
 def test_nms_cfg_errors():
     args = (torch.zeros(1, 4), torch.zeros(1), torch.zeros(1, dtype=torch.long))
-    with pytest.raises(NotImplementedError, match='soft_nms'):
-        batched_nms(*args, dict(type='soft_nms', iou_threshold=0.5))
+    with pytest.raises(NotImplementedError, match="'soft_nmss' is not available"):
+        batched_nms(*args, dict(type='soft_nmss', iou_threshold=0.5))
+    with pytest.raises(ValueError, match='unknown keys'):
+        batched_nms(*args, dict(type='nms', iou_threshold=0.5, sigma=0.5))  # a soft_nms key on hard NMS
     with pytest.raises(ValueError, match='iou_threshold'):
         batched_nms(*args, dict(type='nms'))
     with pytest.raises(ValueError, match='unknown'):

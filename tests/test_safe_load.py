@@ -18,7 +18,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from rcnn_plugins import cli
 from rcnn_plugins.apis import init_detector
-from rcnn_plugins.engine.safe_load import (UNSAFE_ENV, UnsafeCheckpointError, allow_unsafe_load,
+from rcnn_plugins.fileio.safe_load import (UNSAFE_ENV, UnsafeCheckpointError, allow_unsafe_load,
                                            load_checkpoint_file)
 from rcnn_plugins.models.backbones.resnet import ResNet
 
@@ -113,7 +113,7 @@ def test_mmdetection_zoo_style_and_numpy_meta_load_safely(tmp_path):
 
 def test_safetensors_round_trip(tmp_path):
     pytest.importorskip('safetensors', reason='optional: .safetensors weights')
-    from rcnn_plugins.engine.safe_load import save_safetensors
+    from rcnn_plugins.fileio.safe_load import save_safetensors
     model = ResNet(depth=18, base_channels=8, init_cfg=None)
     path = str(tmp_path / 'r18.safetensors')
     save_safetensors(model.state_dict(), path)
@@ -214,7 +214,8 @@ def test_tools_refuse_and_opt_in(trained, tmp_path, how):
                                       'train_cfg.max_epochs=1', *data]
     with pytest.raises(SystemExit) as err:
         main(argv + [f'experiment_name=refuse_{how}'])
-    assert_refusal(str(err.value.code), path)
+    assert err.value.code == 2  # bad input
+    assert_refusal(str(err.value), path)
     assert not marker.exists()
     at = argv.index('--cfg-options')
     main(argv[:at] + ['--unsafe-load'] + argv[at:] + [f'experiment_name=optin_{how}'])
@@ -230,7 +231,7 @@ def test_train_tool_subprocess_refuses_resume(trained, tmp_path):
          '--cfg-options', 'train_cfg.max_epochs=2', *data],
         cwd=REPO, capture_output=True, text=True, timeout=300,
         env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'))
-    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert proc.returncode == 2, proc.stderr[-3000:]
     assert_refusal(proc.stderr.strip().splitlines()[-1], path)
     assert 'Traceback' not in proc.stderr
     assert not marker.exists()

@@ -82,7 +82,7 @@ def test_train_test_resume(tiny_data, tmp_path):
     assert len(fast_files) == 1, fast_files
     plain, fast = json.load(open(metric_files[-1])), json.load(open(fast_files[0]))
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50'):
-        assert abs(plain[key] - fast[key]) <= 1e-3, (key, plain[key], fast[key])
+        assert abs(plain[key] - fast[key]) <= 1e-3 + 1e-9, (key, plain[key], fast[key])  # 3-decimal values
 
     # 3. Resume from last_checkpoint (no path given) into a second epoch.
     log = run_tool('tools/train.py', DEMO, '--work-dir', work, '--resume',

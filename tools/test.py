@@ -1,9 +1,8 @@
-"""Test a detector: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-[--show-dir DIR] [--show] [--unsafe-load] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]``.
+"""Test a detector: ``python tools/test.py CONFIG CHECKPOINT [--out results.pkl] [--show-dir D] [--cfg-options k=v ...]``.
 
-A thin wrapper over :func:`rcnn_plugins.cli.test_main` (also installed as ``rcnn-test``).
+A wrapper: the flags and the logic are in :mod:`rcnn_plugins.cli.test`.
 """
-from rcnn_plugins.cli import test_main
+from rcnn_plugins.cli.test import test_main
 
 if __name__ == '__main__':
     test_main()

@@ -1,9 +1,8 @@
-"""Train a detector: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-[--auto-scale-lr] [--unsafe-load] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]``.
+"""Train a detector: ``python tools/train.py CONFIG [--work-dir W] [--resume] [--amp] [--cfg-options k=v ...]``.
 
-A thin wrapper over :func:`rcnn_plugins.cli.train_main` (also installed as ``rcnn-train``).
+A wrapper: the flags and the logic are in :mod:`rcnn_plugins.cli.train`.
 """
-from rcnn_plugins.cli import train_main
+from rcnn_plugins.cli.train import train_main
 
 if __name__ == '__main__':
     train_main()

@@ -1,37 +1,8 @@
-"""4-step alternating training of Faster R-CNN (the paper's section 3.2):
+"""Faster R-CNN 4-step alternating training: ``python tools/train_alternating.py CONFIG [--work-dir W] [--resume]``.
 
-    python tools/train_alternating.py CONFIG [--work-dir W] [--cfg-options k=v ...] [--resume]
-
-CONFIG is an ordinary Faster R-CNN config. Stages go to W/stage1_rpn, W/stage2_rcnn,
-W/stage3_rpn, W/stage4_rcnn; the result is W/faster_rcnn_final.pth, to evaluate with
-``tools/test.py CONFIG W/faster_rcnn_final.pth``. --resume continues a killed run at the stage it
-was in. Per-stage schedules: ``alternating_cfg`` in the config (see
-:mod:`rcnn_plugins.apis.alternating`, which holds the logic).
+A wrapper: the flags and the logic are in :mod:`rcnn_plugins.cli.train_alternating`.
 """
-import argparse
-import os.path as osp
-
-from mmengine.config import Config, DictAction
-
-from rcnn_plugins.apis.alternating import train_alternating
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description='Faster R-CNN 4-step alternating training')
-    parser.add_argument('config', help='a Faster R-CNN config')
-    parser.add_argument('--work-dir', help='output folder (default: ./work_dirs/<config name>_alternating)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys (applied before the stage configs are derived)')
-    parser.add_argument('--resume', action='store_true',
-                        help='skip finished stages and resume the unfinished one from its last checkpoint')
-    args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs', osp.splitext(osp.basename(args.config))[0] + '_alternating')
-    print(f'wrote {train_alternating(cfg, osp.abspath(work_dir), resume=args.resume)}')
-
+from rcnn_plugins.cli.train_alternating import train_alternating_main
 
 if __name__ == '__main__':
-    main()
+    train_alternating_main()

@@ -7,11 +7,11 @@ from .browse import browse_dataset
 from .confusion_matrix import calculate_confusion_matrix, plot_confusion_matrix
 from .evaluate import build_evaluator, build_test_dataset, evaluate_results, load_config
 from .flops import build_random_detector, complexity_table, detector_flops, torchvision_flops
-from .logs import cal_train_time, load_json_log, plot_curve
+from .logs import cal_train_time, default_curve_keys, load_json_log, plot_curve
 from .pr_curve import coco_pr_curves, plot_pr_curves
 from .results_io import load_results
 
 __all__ = ['browse_dataset', 'build_evaluator', 'build_random_detector', 'build_test_dataset',
-           'cal_train_time', 'calculate_confusion_matrix', 'coco_pr_curves', 'complexity_table',
+           'cal_train_time', 'calculate_confusion_matrix', 'default_curve_keys', 'coco_pr_curves', 'complexity_table',
            'detector_flops', 'evaluate_results', 'load_config', 'load_json_log', 'load_results',
            'plot_confusion_matrix', 'plot_curve', 'plot_pr_curves', 'torchvision_flops']

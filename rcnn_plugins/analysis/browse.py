@@ -11,9 +11,9 @@ from typing import List, Optional
 
 import numpy as np
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from tqdm import tqdm
 
+from ..config_utils import enter_default_scope
 from ..registry import DATASETS
 from ..visualization import DetLocalVisualizer
 
@@ -31,7 +31,7 @@ def browse_dataset(cfg: Config, output_dir: Optional[str] = None, split: str = '
 
     Returns the paths written.
     """
-    init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
+    enter_default_scope(cfg)
     dataset = DATASETS.build(copy.deepcopy(cfg[f'{split}_dataloader'].dataset))
     visualizer = DetLocalVisualizer(name='browse_dataset')
     visualizer.dataset_meta = dataset.metainfo

@@ -4,22 +4,20 @@ from typing import List, Optional, Sequence
 
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
-from mmengine.registry import init_default_scope
 
+from .. import config_utils
 from ..registry import DATASETS
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """A config file with ``--cfg-options`` overrides merged in (what every analysis tool reads)."""
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
+    """A config file with ``--cfg-options`` overrides merged in, each checked for typos
+    (:func:`rcnn_plugins.config_utils.load_config`)."""
+    return config_utils.load_config(path, cfg_options)
 
 
 def build_test_dataset(cfg: Config):
     """The config's test dataset (``test_dataloader.dataset``), giving classes and ground truth."""
-    init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
+    config_utils.enter_default_scope(cfg)
     return DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
 
 
@@ -32,7 +30,7 @@ def test_metric_cfgs(cfg: Config) -> List[dict]:
 
 def build_evaluator(cfg: Config, dataset, metrics: Optional[List[dict]] = None) -> Evaluator:
     """An ``Evaluator`` of the config's test metrics (or ``metrics``) with the dataset's classes."""
-    init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
+    config_utils.enter_default_scope(cfg)
     evaluator = Evaluator(metrics if metrics is not None else test_metric_cfgs(cfg))
     evaluator.dataset_meta = dataset.metainfo
     return evaluator

@@ -13,8 +13,8 @@ from typing import Dict, Tuple
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
+from ..config_utils import enter_default_scope
 from ..evaluation.functional import format_table
 from ..registry import MODELS
 
@@ -45,7 +45,7 @@ def _count(model: torch.nn.Module, inputs: tuple, roi_module: torch.nn.Module, n
 
 def build_random_detector(cfg: Config) -> torch.nn.Module:
     """The config's detector with random weights (no pretrained backbone to load), in eval mode."""
-    init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
+    enter_default_scope(cfg)
     model_cfg = copy.deepcopy(cfg.model)
     if model_cfg.get('backbone') is not None:
         model_cfg.backbone.pop('init_cfg', None)  # counting needs no weights: no download

@@ -49,6 +49,21 @@ def _find_key(log: Dict[str, List[dict]], key: str):
     raise KeyError(f'key {key!r} is not in the log; it has: {", ".join(available)}')
 
 
+def default_curve_keys(log: Dict[str, List[dict]]) -> List[str]:
+    """The keys worth plotting when none are asked for: the loss terms of the training lines (one
+    point per logged iteration), in the order the log first has them; without training lines, the
+    validation metrics. (MMDetection's default, ``bbox_mAP``, is one point per validation: a
+    single dot for a run that validates once.)"""
+    keys: List[str] = []
+    for record in log['train']:
+        keys += [k for k in record if k.startswith('loss') and k not in keys]
+    if not keys:
+        for record in log['val']:
+            keys += [k for k in record if k not in ('epoch', 'iter', 'step') and k not in keys
+                     and isinstance(record[k], (int, float))]
+    return keys
+
+
 def curve(log: Dict[str, List[dict]], key: str):
     """``(x, y, x_label, full_key)`` of one key: training keys against the iteration, validation
     metrics against ``step`` (epoch or iteration)."""
@@ -64,11 +79,11 @@ def curve(log: Dict[str, List[dict]], key: str):
     return x, y, x_label, full_key
 
 
-def plot_curve(log_files: Sequence[str], keys: Sequence[str], out: Optional[str] = None,
+def plot_curve(log_files: Sequence[str], keys: Optional[Sequence[str]] = None, out: Optional[str] = None,
                legend: Optional[Sequence[str]] = None, title: Optional[str] = None):
     """Plot ``keys`` of each log in one figure (one subplot per x-axis kind); save to ``out``.
 
-    Returns the matplotlib figure. ``legend`` names each (log, key) line; by default
+    ``keys`` None: :func:`default_curve_keys` of the first log. Returns the matplotlib figure. ``legend`` names each (log, key) line; by default
     ``<log file name>: <key>`` (just ``<key>`` for one log).
     """
     import matplotlib
@@ -77,6 +92,8 @@ def plot_curve(log_files: Sequence[str], keys: Sequence[str], out: Optional[str]
     import matplotlib.pyplot as plt
 
     logs = [load_json_log(path) for path in log_files]
+    if not keys:
+        keys = default_curve_keys(logs[0])
     n_lines = len(logs) * len(keys)
     if legend is not None and len(legend) != n_lines:
         raise ValueError(f'--legend needs one name per log and key ({len(logs)} x {len(keys)} = {n_lines}), '

@@ -2,13 +2,13 @@
 
 The file is a pickle (mmengine's ``DumpResults``: a list with one dict per test image holding
 ``pred_instances`` tensors, ``img_id``, ``img_path``, ``ori_shape``, ...). It is read with
-:func:`rcnn_plugins.safe_pickle.restricted_load`, which resolves only containers, numpy arrays and
+:func:`rcnn_plugins.fileio.safe_pickle.restricted_load`, which resolves only containers, numpy arrays and
 torch tensors; a file naming anything else is refused with a message naming the global.
 """
 import pickle
 from typing import List
 
-from ..safe_pickle import NUMPY_GLOBALS, TENSOR_GLOBALS, RefusedGlobal, restricted_load
+from ..fileio.safe_pickle import NUMPY_GLOBALS, TENSOR_GLOBALS, RefusedGlobal, restricted_load
 
 
 class UnsafePickleError(pickle.UnpicklingError):

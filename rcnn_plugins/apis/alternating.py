@@ -30,21 +30,29 @@ atomically; a stage whose outputs exist is done. With ``resume=True`` done stage
 an unfinished stage resumes from its ``last_checkpoint`` (mmengine's resume) or starts afresh.
 """
 import copy
-import os
 import os.path as osp
 from typing import Dict, List, Optional
 
 import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
-from mmengine.registry import init_default_scope
 
-from ..engine.safe_load import load_checkpoint_file
+from ..engine import build_runner
+from ..fileio import atomic_write, load_checkpoint_file
 from .inference import init_detector
-from .proposals import generate_proposal_files, leaf_datasets, proposal_file_names
+from ..config_utils import enter_default_scope, leaf_datasets
+from .proposals import generate_proposal_files, proposal_file_names
 
 STAGES = ('stage1_rpn', 'stage2_rcnn', 'stage3_rpn', 'stage4_rcnn')
 FINAL = 'faster_rcnn_final.pth'
+
+
+class AlternatingError(ValueError):
+    """Alternating training cannot start as asked: the config is not a Faster R-CNN one, its
+    ``alternating_cfg`` is malformed, or the work dir holds an earlier run (the message says which
+    and the fix)."""
+
+
 #: the layers the RPN and the R-CNN share (those of them the config has)
 SHARED = ('backbone', 'neck')
 
@@ -58,16 +66,16 @@ def check_config(cfg: Config) -> None:
     model = cfg.get('model', {})
     missing = [k for k in ('backbone', 'rpn_head', 'roi_head') if model.get(k) is None]
     if str(model.get('type', '')).split('.')[-1] != 'FasterRCNN' or missing:
-        raise ValueError(f"alternating training needs a Faster R-CNN config (model.type='FasterRCNN' with "
+        raise AlternatingError(f"alternating training needs a Faster R-CNN config (model.type='FasterRCNN' with "
                          f"backbone, rpn_head and roi_head); got type {model.get('type')!r}"
                          + (f', missing {missing}' if missing else ''))
     for part, keys in (('train_cfg', ('rpn', 'rpn_proposal', 'rcnn')), ('test_cfg', ('rpn', 'rcnn'))):
         absent = [k for k in keys if k not in (model.get(part) or {})]
         if absent:
-            raise ValueError(f'alternating training: model.{part} lacks {absent}')
+            raise AlternatingError(f'alternating training: model.{part} lacks {absent}')
     stages = cfg.get('alternating_cfg', {}).get('stages')
     if stages is not None and len(stages) != 4:
-        raise ValueError(f'alternating_cfg.stages must list 4 dicts (one per stage), got {len(stages)}')
+        raise AlternatingError(f'alternating_cfg.stages must list 4 dicts (one per stage), got {len(stages)}')
 
 
 def stage_paths(work_dir: str, k: int, cfg: Config) -> Dict[str, object]:
@@ -163,10 +171,8 @@ def _pick(state: dict, prefixes, rename: Optional[Dict[str, str]] = None) -> dic
 
 
 def _save_atomic(obj: dict, path: str) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        torch.save(obj, f)
 
 
 def _shared_prefixes(cfg: Config) -> List[str]:
@@ -188,7 +194,7 @@ def _init_weights_file(cfg: Config, k: int, work_dir: str) -> Optional[str]:
     return path
 
 
-def _train_stage(cfg: Config, k: int, work_dir: str, resume: bool, runner_class) -> None:
+def _train_stage(cfg: Config, k: int, work_dir: str, resume: bool) -> None:
     """Train stage ``k`` (resuming from its last checkpoint if asked and there is one) and write
     ``model_final.pth``."""
     paths = stage_paths(work_dir, k, cfg)
@@ -199,7 +205,7 @@ def _train_stage(cfg: Config, k: int, work_dir: str, resume: bool, runner_class)
             stage.load_from, stage.resume = f.read().strip(), True
     else:
         stage.load_from = _init_weights_file(cfg, k, work_dir)
-    runner = runner_class.from_cfg(stage)
+    runner = build_runner(stage)
     runner.train()
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
@@ -246,15 +252,13 @@ def train_alternating(cfg: Config, work_dir: str, resume: bool = False) -> str:
     stage can never be mistaken for a finished one of this run).
     """
     check_config(cfg)
-    init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
-    from ..cli import _runner_class  # the tools' Runner set-up (checkpoint loading under torch >= 2.6)
+    enter_default_scope(cfg)
     if 'launcher' not in cfg:
         cfg.launcher = 'none'
-    runner_class = _runner_class(cfg)
     if not resume:
         earlier = [STAGES[k] for k in range(4) if osp.isdir(stage_paths(work_dir, k, cfg)['dir'])]
         if earlier:
-            raise SystemExit(f'{work_dir} already holds {", ".join(earlier)} of an earlier run: continue it '
+            raise AlternatingError(f'{work_dir} already holds {", ".join(earlier)} of an earlier run: continue it '
                              'with --resume, or give another --work-dir')
     for k in range(4):
         paths = stage_paths(work_dir, k, cfg)
@@ -262,7 +266,7 @@ def train_alternating(cfg: Config, work_dir: str, resume: bool = False) -> str:
             print(f'{STAGES[k]}: done ({paths["ckpt"]}), skipped', flush=True)
             continue
         if not osp.isfile(paths['ckpt']):
-            _train_stage(cfg, k, work_dir, resume, runner_class)
+            _train_stage(cfg, k, work_dir, resume)
         if paths['proposals']:
             _write_proposals(cfg, k, work_dir)
     return assemble_final(cfg, work_dir)

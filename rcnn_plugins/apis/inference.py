@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from ..engine.safe_load import allow_unsafe_load  # importing engine installs the safe loader
+from ..config_utils import enter_default_scope, merge_overrides, test_pipeline_cfg
+from ..engine import setup_runtime
+from ..fileio import allow_unsafe_load
 from ..models.fast_inference import prepare_for_inference
 from ..registry import MODELS
 from ..structures import DetDataSample
@@ -38,7 +39,7 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
         cfg_options: overrides merged into the config, as ``--cfg-options`` does.
         unsafe_load: load a checkpoint that the safe loader refuses (it needs pickle globals
             beyond tensors, numpy and mmengine's history, see
-            :mod:`rcnn_plugins.engine.safe_load`) with ``weights_only=False``. It can run code:
+            :mod:`rcnn_plugins.fileio.safe_load`) with ``weights_only=False``. It can run code:
             only for files you trust.
         fuse_conv_bn, channels_last: the inference fast path (BN folded into the convolutions,
             NHWC tensors), see :func:`rcnn_plugins.models.fast_inference.prepare_for_inference`;
@@ -47,10 +48,10 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
     The class names stored in the checkpoint's ``meta.dataset_meta`` (written by the Runner) are
     attached as ``model.dataset_meta`` so predictions can be named.
     """
+    setup_runtime()
     cfg = config if isinstance(config, Config) else Config.fromfile(str(config))
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
+    merge_overrides(cfg, cfg_options)
+    enter_default_scope(cfg)
     model_cfg = copy.deepcopy(cfg.model)
     if checkpoint is not None and model_cfg.get('backbone', {}).get('init_cfg') is not None:
         # The checkpoint replaces every weight; don't try to fetch ImageNet weights first.
@@ -72,15 +73,8 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
 
 def get_test_pipeline_cfg(cfg: Config) -> List[dict]:
     """The transforms of the config's test pipeline, without ``LoadAnnotations`` (inference images
-    carry none); the first one loads the image."""
-    dataloader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
-    if dataloader is None:
-        raise ValueError('inference_detector: the config has no test_dataloader/val_dataloader whose '
-                         'dataset.pipeline says how to load and resize an image; add one.')
-    dataset = dataloader['dataset']
-    while 'pipeline' not in dataset and 'dataset' in dataset:  # wrappers such as RepeatDataset
-        dataset = dataset['dataset']
-    return [t for t in copy.deepcopy(dataset['pipeline']) if t['type'] != 'LoadAnnotations']
+    carry none); the first one loads the image (:func:`rcnn_plugins.config_utils.test_pipeline_cfg`)."""
+    return test_pipeline_cfg(cfg)
 
 
 def _test_pipeline(cfg: Config, from_array: bool) -> Compose:

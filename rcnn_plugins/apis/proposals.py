@@ -12,30 +12,20 @@ Images go through the config's test pipeline (resize as at test time, no flip), 
 """
 import copy
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
 from torch.utils.data import DataLoader
 
+from ..config_utils import enter_default_scope, leaf_datasets, load_config, test_pipeline_cfg
 from ..datasets.proposal_file import dump_proposal_file
 from ..registry import DATASETS
 from .inference import init_detector
 
 SPLITS = ('train', 'val', 'test')
-
-
-def leaf_datasets(dataset_cfg: dict) -> List[dict]:
-    """The dataset configs inside wrappers (``dataset=`` / ``datasets=``), in order; the dicts
-    themselves, so changing them changes ``dataset_cfg``."""
-    if 'datasets' in dataset_cfg:
-        return [leaf for sub in dataset_cfg['datasets'] for leaf in leaf_datasets(sub)]
-    if 'dataset' in dataset_cfg:
-        return leaf_datasets(dataset_cfg['dataset'])
-    return [dataset_cfg]
 
 
 def proposal_file_names(out: str, num: int) -> List[str]:
@@ -48,12 +38,7 @@ def proposal_file_names(out: str, num: int) -> List[str]:
 
 def proposal_pipeline(cfg: Config) -> list:
     """The config's test pipeline without ``LoadProposals`` (the RPN makes the proposals)."""
-    dataloader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
-    if dataloader is None:
-        raise ValueError('the config has no test_dataloader / val_dataloader whose pipeline says how to '
-                         'load and resize images for the RPN; add one')
-    pipeline = leaf_datasets(dataloader['dataset'])[0]['pipeline']
-    return [copy.deepcopy(t) for t in pipeline if t['type'] != 'LoadProposals']
+    return test_pipeline_cfg(cfg, drop=('LoadProposals', ))
 
 
 def rpn_module(model: torch.nn.Module) -> torch.nn.Module:
@@ -112,7 +97,7 @@ def generate_proposal_files(model: torch.nn.Module, cfg: Config, out: str, split
         raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
     if not out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'the proposal file must be a .pkl file (MMDetection\'s format), got {out}')
-    init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
+    enter_default_scope(cfg)
     dataloader = cfg.get(f'{split}_dataloader')
     if dataloader is None:
         raise ValueError(f'the config has no {split}_dataloader')
@@ -125,12 +110,10 @@ def generate_proposal_files(model: torch.nn.Module, cfg: Config, out: str, split
     return paths
 
 
-def gen_proposals(config: str, checkpoint: str, out: str, split: str = 'train', device: Optional[str] = None,
-                  cfg_options: Optional[dict] = None) -> List[str]:
+def gen_proposals(config: Union[str, Config], checkpoint: str, out: str, split: str = 'train',
+                  device: Optional[str] = None, cfg_options: Optional[dict] = None) -> List[str]:
     """``tools/misc/gen_proposals.py``: load a trained RPN / Faster R-CNN and write its proposal file(s)."""
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_config(config, cfg_options)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = init_detector(cfg, checkpoint, device=device)
     return generate_proposal_files(model, cfg, out, split)

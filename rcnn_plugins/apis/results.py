@@ -21,6 +21,7 @@ import numpy as np
 from mmengine.structures import InstanceData
 from mmengine.utils import mkdir_or_exist
 
+from ..fileio import atomic_write
 from .inputs import InputItem
 from .video import VideoSink, video_out_name
 
@@ -36,8 +37,8 @@ def pred_to_dict(pred: InstanceData, classes: Sequence[str]) -> dict:
 
 
 def write_json(obj, path: str) -> None:
-    mkdir_or_exist(osp.dirname(path) or '.')
-    with open(path, 'w') as f:
+    """``obj`` as json at ``path``, complete or not at all (:func:`rcnn_plugins.fileio.atomic_write`)."""
+    with atomic_write(path, 'w') as f:
         json.dump(obj, f)
 
 

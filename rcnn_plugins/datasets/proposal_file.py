@@ -11,13 +11,12 @@ original-image pixels (xyxy), either as
   ``dict(bboxes=(N, 4), scores=(N,))``.
 
 Unpickling runs code named in the file, so a proposal file is read with
-:func:`rcnn_plugins.safe_pickle.restricted_load`, which only builds numpy arrays, dtypes and scalars
+:func:`rcnn_plugins.fileio.safe_pickle.restricted_load`, which only builds numpy arrays, dtypes and scalars
 (plus the plain lists, dicts, tuples, numbers and strings pickle builds without importing
 anything); a file naming anything else (a class whose ``__reduce__`` would run a command, an
 ``InstanceData``, a torch tensor) is refused before any of it is built.
 """
 import io
-import os
 import os.path as osp
 import pickle
 from typing import Any, Dict, List, Optional, Sequence
@@ -25,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from mmengine import fileio
 
-from ..safe_pickle import NUMPY_GLOBALS, RefusedGlobal, restricted_load
+from ..fileio import NUMPY_GLOBALS, RefusedGlobal, atomic_write, restricted_load
 from .errors import DatasetError
 
 
@@ -104,9 +103,6 @@ def match_proposals(loaded: Any, data_list: List[dict], path: str) -> None:
 
 def dump_proposal_file(proposals: Sequence[np.ndarray], path: str) -> None:
     """Write a proposal list (one ``(N, 5)`` float32 array per image) atomically to ``path``."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'wb') as f:
+    with atomic_write(path) as f:
         # protocol 4: readable by every Python 3 and numpy version MMDetection users have
         pickle.dump([np.ascontiguousarray(p, dtype=np.float32) for p in proposals], f, protocol=4)
-    os.replace(tmp, path)

@@ -15,6 +15,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from ..fileio import atomic_path
 from .export_wrapper import DetectorExportWrapper
 from .preprocess import postprocess, preprocess, preprocess_spec
 
@@ -46,7 +47,6 @@ def export_onnx(model, out: str, shape: Sequence[int], dynamic: bool = False, op
             config's divisor instead of to ``shape``).
         opset: ONNX opset (>= 16).
     """
-    import onnx
     if opset < 16:
         raise ValueError(f'opset {opset}: torchvision\'s RoiAlign symbolic with aligned=True needs opset >= 16')
     meta = _metadata(model, None if dynamic else shape)
@@ -56,7 +56,15 @@ def export_onnx(model, out: str, shape: Sequence[int], dynamic: bool = False, op
     if dynamic:
         axes = {'image': {2: 'height', 3: 'width'}, 'boxes': {0: 'num_dets'}, 'scores': {0: 'num_dets'},
                 'labels': {0: 'num_dets'}}
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    # Written under a temporary name and renamed when complete (fileio.atomic_path): a killed
+    # export never leaves a truncated model under the final name.
+    with atomic_path(out) as tmp:
+        _export_onnx_file(wrapper, x, tmp, opset, axes, meta)
+    return out
+
+
+def _export_onnx_file(wrapper, x, out, opset, axes, meta) -> None:
+    import onnx
     with torch.no_grad(), warnings.catch_warnings():
         # The tracer flags every shape check of the components (constant for a given graph) and
         # torch announces that the TorchScript exporter is legacy; neither concerns this graph.
@@ -68,7 +76,6 @@ def export_onnx(model, out: str, shape: Sequence[int], dynamic: bool = False, op
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
     onnx.save(proto, out)
-    return out
 
 
 def export_torch(model, out: str, shape: Sequence[int], dynamic: bool = False) -> str:
@@ -92,8 +99,8 @@ def export_torch(model, out: str, shape: Sequence[int], dynamic: bool = False) -
         dynamic_shapes = {'image': {2: 32 * h32, 3: 32 * w32}}
     with torch.no_grad():
         program = torch.export.export(wrapper, (x,), dynamic_shapes=dynamic_shapes)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    torch.export.save(program, out, extra_files={f'{METADATA_KEY}.json': json.dumps(meta)})
+    with atomic_path(out) as tmp:
+        torch.export.save(program, tmp, extra_files={f'{METADATA_KEY}.json': json.dumps(meta)})
     return out
 
 

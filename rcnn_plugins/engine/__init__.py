@@ -1,5 +1,6 @@
-"""Runner-side additions: hooks, train loops, the CPU bf16 optimizer wrapper, and safe checkpoint
-loading (``weights_only=True`` with an allow-list, see :mod:`.safe_load`) for every mmengine
-checkpoint read."""
-from . import checkpoint_loader  # noqa: F401  (routes mmengine's checkpoint loaders through safe_load)
-from . import optimizers  # noqa: F401  (registers BF16OptimWrapper)
+"""Runner-side additions: hooks, train loops, the CPU bf16 optimizer wrapper (registered when the
+Runner looks them up), and :func:`build_runner` / :func:`setup_runtime`, which every entry point
+calls (safe checkpoint loading is installed there, not by importing this package)."""
+from .runner import REPLACED_NAMES, build_runner, setup_runtime
+
+__all__ = ['REPLACED_NAMES', 'build_runner', 'setup_runtime']

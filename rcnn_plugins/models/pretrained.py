@@ -17,9 +17,8 @@ Used by the backbones and by heads that load ImageNet layers (PretrainedFCBBoxHe
 import difflib
 import os
 from typing import Optional, Tuple
-from urllib.parse import urlparse
 
-import torch
+from ..fileio import hub_checkpoint_path
 
 _TABLES = {
     'torchvision://': 'torchvision', 'modelzoo://': 'torchvision',
@@ -65,9 +64,9 @@ def resolve_checkpoint(checkpoint: str) -> Optional[Tuple[str, str]]:
                            + (f'did you mean {", ".join(close)}?' if close else f'known names: {sorted(table)}'))
         url = table[name]
         if kind == 'openmmlab' and not url.startswith(('http://', 'https://')):
-            from mmengine.runner.checkpoint import _get_mmengine_home
-            return url, os.path.join(_get_mmengine_home(), url)
-    return url, os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(urlparse(url).path))
+            from ..fileio import mmengine_home
+            return url, os.path.join(mmengine_home(), url)
+    return url, hub_checkpoint_path(url)
 
 
 def check_checkpoint_cached(checkpoint: str) -> None:

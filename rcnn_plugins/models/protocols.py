@@ -12,7 +12,7 @@ from typing import Dict, List, Sequence, Tuple, Type
 from torch import nn
 
 from .dense_heads.protocol import DenseHead
-from .roi_heads.bbox_heads.protocol import BBoxHeadProtocol
+from .roi_heads.bbox_heads.protocol import BBoxHeadProtocol, TwoBranchBBoxHeadProtocol
 from .roi_heads.roi_extractors.protocol import RoIExtractor
 from .task_modules.assigners.protocol import Assigner, IoUCalculator
 from .task_modules.coders.protocol import BBoxCoder
@@ -26,7 +26,7 @@ FOLDER_PROTOCOLS: Dict[str, Tuple[type, ...]] = {
     'rcnn_plugins.models.task_modules.coders': (BBoxCoder,),
     'rcnn_plugins.models.task_modules.prior_generators': (PriorGenerator,),
     'rcnn_plugins.models.roi_heads.roi_extractors': (RoIExtractor,),
-    'rcnn_plugins.models.roi_heads.bbox_heads': (BBoxHeadProtocol,),
+    'rcnn_plugins.models.roi_heads.bbox_heads': (BBoxHeadProtocol, TwoBranchBBoxHeadProtocol),
     'rcnn_plugins.models.dense_heads': (DenseHead,),
 }
 

@@ -1,10 +1,11 @@
 """Small helpers shared by the heads and detectors: unpacking ground truth from data samples,
-empty results, and config checks."""
-from typing import List, Optional, Sequence, Tuple
+empty results, config checks, and the error type of MMDetection's argument assertions."""
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.structures import InstanceData
 
+from ..errors import MMDetArgumentError  # noqa: F401  (re-exported for the models)
 from ..structures import DetDataSample
 
 
@@ -28,11 +29,46 @@ def unpack_gt_instances(batch_data_samples: Sequence[DetDataSample]
     return gts, ignores, metas
 
 
-def empty_instances(device: torch.device, dtype: torch.dtype = torch.float32) -> InstanceData:
-    """Detections of an image with nothing found: ``bboxes`` (0, 4), ``scores`` (0,), ``labels`` (0,)."""
-    return InstanceData(bboxes=torch.zeros((0, 4), device=device, dtype=dtype),
-                        scores=torch.zeros((0,), device=device, dtype=dtype),
-                        labels=torch.zeros((0,), device=device, dtype=torch.long))
+def _empty_one(device, dtype, num_classes: int = 80, score_per_cls: bool = False,
+               results: Optional[InstanceData] = None) -> InstanceData:
+    results = InstanceData() if results is None else results
+    results.bboxes = torch.zeros((0, 4), device=device, dtype=dtype)
+    results.scores = torch.zeros((0, num_classes + 1) if score_per_cls else (0,), device=device, dtype=dtype)
+    results.labels = torch.zeros((0,), device=device, dtype=torch.long)
+    return results
+
+
+def empty_instances(batch_img_metas: Union[List[dict], torch.device, str], device=None,
+                    task_type: Optional[str] = None, instance_results: Optional[List[InstanceData]] = None,
+                    mask_thr_binary: float = 0, box_type: str = 'hbox', use_box_type: bool = False,
+                    num_classes: int = 80, score_per_cls: bool = False,
+                    dtype: torch.dtype = torch.float32) -> Union[InstanceData, List[InstanceData]]:
+    """Detections of images with nothing found: ``bboxes`` (0, 4), ``scores`` (0,), ``labels`` (0,).
+
+    Two call forms:
+
+    - ``empty_instances(device, dtype=...)`` -> one ``InstanceData`` (our heads' short form);
+    - MMDetection's ``empty_instances(batch_img_metas, device, task_type, instance_results=None,
+      ..., num_classes=80, score_per_cls=False)`` -> one per image in a list; ``task_type`` must
+      be ``'bbox'`` (no mask heads here), ``score_per_cls`` gives (0, num_classes + 1) scores and
+      ``instance_results``, if given, are filled in place and returned.
+    """
+    if not isinstance(batch_img_metas, (list, tuple)):  # short form: the first argument is the device
+        return _empty_one(batch_img_metas, dtype)
+    if task_type not in ('bbox', 'mask'):
+        raise MMDetArgumentError(f"empty_instances: task_type must be 'bbox' or 'mask', got {task_type!r}")
+    if task_type == 'mask':
+        raise NotImplementedError("empty_instances(task_type='mask'): rcnn_plugins has no mask heads "
+                                  '(see docs/MMDET_DIFFERENCES.md)')
+    if box_type != 'hbox' or use_box_type:
+        raise NotImplementedError("empty_instances: only box_type='hbox' with use_box_type=False (plain (N, 4) "
+                                  'tensors; there are no box classes here)')
+    if instance_results is not None and len(instance_results) != len(batch_img_metas):
+        raise MMDetArgumentError(f'empty_instances: {len(instance_results)} instance_results for '
+                                 f'{len(batch_img_metas)} images')
+    return [_empty_one(device, dtype, num_classes, score_per_cls,
+                       None if instance_results is None else instance_results[i])
+            for i in range(len(batch_img_metas))]
 
 
 def require_cfg(cfg, keys: Sequence[str], where: str) -> None:

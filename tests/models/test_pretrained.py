@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-import rcnn_plugins.engine.checkpoint_loader  # noqa: F401  (our CheckpointLoader schemes)
+from rcnn_plugins.fileio import install_safe_loading
 from rcnn_plugins.models.backbones import ResNet
 from rcnn_plugins.models.pretrained import check_checkpoint_cached, resolve_checkpoint
 
@@ -26,6 +26,7 @@ NAMES = {
 
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):
+    install_safe_loading()  # our CheckpointLoader schemes (what every entry point installs)
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))
 
     def no_network(*args, **kwargs):
@@ -68,10 +69,3 @@ def test_cached_file_loads_through_init_cfg(torch_home, name):
     model.init_weights()
     for k, v in src.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
-
-
-def test_loader_never_downloads_a_missing_url(torch_home):
-    from mmengine.runner.checkpoint import CheckpointLoader
-    expected = os.path.join(str(torch_home), 'hub', 'checkpoints', 'resnext50_32x4d-7cdf4587.pth')
-    with pytest.raises(FileNotFoundError, match=f'place the file at {expected}'):
-        CheckpointLoader.load_checkpoint('torchvision://resnext50_32x4d')

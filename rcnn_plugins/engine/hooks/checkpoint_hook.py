@@ -9,7 +9,8 @@ This subclass, registered under the same name so ``type='CheckpointHook'`` with
 changes only the order and the way files are written:
 
 1. the checkpoint is written to a hidden temporary file in the same directory, fsynced, then
-   ``os.replace``d onto its final name (atomic on POSIX: readers see the old file or the new one);
+   ``os.replace``d onto its final name (atomic on POSIX: readers see the old file or the new one;
+   :mod:`rcnn_plugins.fileio.atomic`, the one writer every rcnn_plugins output goes through);
 2. ``last_checkpoint`` is updated the same way;
 3. only then are old checkpoints (``max_keep_ckpts``) and the previous best checkpoint removed.
 
@@ -20,79 +21,17 @@ is gone) from the checkpoint and work directories.
 Remote storage backends (``backend_args`` for S3 and the like) have no rename; for them the hook
 keeps mmengine's behaviour.
 
-Those checkpoints are read back (safely, ``weights_only=True``) by :mod:`rcnn_plugins.engine.safe_load`.
+Those checkpoints are read back (safely, ``weights_only=True``) by :mod:`rcnn_plugins.fileio.safe_load`.
 """
 import os
 import os.path as osp
-import re
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
 
+from rcnn_plugins.fileio.atomic import commit, remove_stale_partials, temp_path_for, write_text_atomically
 from rcnn_plugins.registry import HOOKS
-
-
-def _fsync_dir(path: str) -> None:
-    """Persist a rename: fsync the directory entry (a no-op where the OS does not allow it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _replace_atomically(tmp_path: str, final_path: str) -> None:
-    with open(tmp_path, 'rb+') as f:
-        os.fsync(f.fileno())
-    os.replace(tmp_path, final_path)
-    _fsync_dir(osp.dirname(osp.abspath(final_path)))
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so that ``path`` always holds either the old or the new text."""
-    tmp_path = osp.join(osp.dirname(path), f'.{osp.basename(path)}.tmp{os.getpid()}')
-    try:
-        with open(tmp_path, 'w') as f:
-            f.write(text)
-        _replace_atomically(tmp_path, path)
-    finally:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-
-
-_TMP_NAME = re.compile(r'^\.(?P<name>.+)\.tmp(?P<pid>\d+)$')
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def remove_stale_partials(folder: str) -> list:
-    """Remove the temporary files (``.NAME.tmpPID``) that killed saves left in ``folder``;
-    files of processes still running (a concurrent save) are kept. Returns the removed paths."""
-    removed = []
-    if not osp.isdir(folder):
-        return removed
-    for entry in os.listdir(folder):
-        match = _TMP_NAME.match(entry)
-        if match and not _process_alive(int(match['pid'])):
-            path = osp.join(folder, entry)
-            if osp.isfile(path):
-                os.remove(path)
-                removed.append(path)
-    return removed
 
 
 class _AtomicSaveRunner:
@@ -131,13 +70,13 @@ class CheckpointHook(MMEngineCheckpointHook):
         if not self._is_local():
             runner.save_checkpoint(out_dir, filename, *args, **kwargs)
             return
-        tmp_name = f'.{filename}.tmp{os.getpid()}'
-        tmp_path = osp.join(out_dir, tmp_name)
+        tmp_path = temp_path_for(osp.join(out_dir, filename))
+        tmp_name = osp.basename(tmp_path)
         try:
             # Runner.save_checkpoint writes on the main process only (it is master_only).
             runner.save_checkpoint(out_dir, tmp_name, *args, **kwargs)
             if is_main_process():
-                _replace_atomically(tmp_path, osp.join(out_dir, filename))
+                commit(tmp_path, osp.join(out_dir, filename))
         finally:
             if osp.exists(tmp_path):  # the save failed part-way: drop the partial file
                 os.remove(tmp_path)

@@ -14,8 +14,8 @@ configs work unchanged; mmengine prefixes the keys with ``coco/`` (``default_pre
 ``params.iouThrs = iou_thrs``. ``COCOeval.summarize`` then reads ``mAP`` at 100 detections per
 image (its fixed default, found at ``maxDets[0]``) and ``mAP_50`` ... ``mAP_l`` at ``maxDets[2]``
 (1000); for a detector that keeps at most 100 per image all equal plain COCOeval's numbers
-(``maxDets=[1, 10, 100]``). Values are returned unrounded (MMDetection rounds to 3 decimals; the
-unrounded value rounds to the same number).
+(``maxDets=[1, 10, 100]``). Reported values are rounded to 3 decimals, as MMDetection
+(``0.9999999999999998`` is reported as ``1.0``); the unrounded arrays stay in ``last_eval``.
 
 Label ``i`` is the category named ``dataset_meta['classes'][i]`` (``CocoDataset``'s mapping), and
 every image of the ground truth is evaluated (as MMDetection: an image never processed counts
@@ -58,6 +58,10 @@ COCO_STATS_INDEX = {
 }
 DEFAULT_BBOX_ITEMS = ['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l']
 DEFAULT_PROPOSAL_ITEMS = ['AR@100', 'AR@300', 'AR@1000', 'AR_s@1000', 'AR_m@1000', 'AR_l@1000']
+
+
+class _ArgumentError(ValueError, AssertionError):
+    """A bad argument: a ``ValueError``, and an ``AssertionError`` as MMDetection raises there."""
 
 
 def xyxy_to_xywh(bboxes: np.ndarray) -> np.ndarray:
@@ -153,8 +157,9 @@ class CocoMetric(BaseMetric):
                     raise KeyError(f'CocoMetric: metric item {item!r} is not supported; '
                                    f'choose from {list(COCO_STATS_INDEX)}')
         if format_only and outfile_prefix is None:
-            raise ValueError('CocoMetric: format_only=True needs outfile_prefix to know where to '
-                             'write the results json')
+            # MMDetection asserts here (a temporary directory would be deleted with the results).
+            raise _ArgumentError('CocoMetric: format_only=True needs outfile_prefix to know where to write the '
+                                 'results json (without it they would go to a temporary directory, then be deleted)')
         self.format_only = format_only
         self.outfile_prefix = outfile_prefix
         if use_mp_eval:
@@ -335,7 +340,7 @@ class CocoMetric(BaseMetric):
         if metric == 'bbox' and self.classwise:
             eval_results.update(self._classwise(coco_eval, coco_gt, cat_ids, logger))
         for item in items:
-            eval_results[key_of[item]] = float(coco_eval.stats[COCO_STATS_INDEX[item]])
+            eval_results[key_of[item]] = round(float(coco_eval.stats[COCO_STATS_INDEX[item]]), 3)
         if metric == 'bbox':
             ap = coco_eval.stats[:6]
             logger.info(f'{metric}_mAP_copypaste: ' + ' '.join(f'{v:.3f}' for v in ap))
@@ -362,7 +367,7 @@ class CocoMetric(BaseMetric):
             idx = class_index[cat_id]
             name = coco_gt.loadCats(cat_id)[0]['name']
             ap = mean_ap(precisions[:, :, idx, 0, -1])
-            results[f'{name}_precision'] = ap
+            results[f'{name}_precision'] = round(ap, 3)
             row = [name, ap]
             for thr in (0.5, 0.75):
                 at_thr = np.flatnonzero(np.isclose(iou_thrs, thr))

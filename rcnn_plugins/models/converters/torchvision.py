@@ -33,6 +33,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ...fileio import atomic_write, load_checkpoint_file
+
 #: torchvision prefix -> ours, for the one-to-one tensors (after normalising FPN / RPN conv names).
 _PREFIXES = (
     ('backbone.body.', 'backbone.'),
@@ -180,7 +182,6 @@ def _load(path: str) -> dict:
     """Read a checkpoint with the project's safe loader: plain state dicts and Runner
     checkpoints (message hub history, numpy metadata) load; files needing other pickle globals
     are refused unless the user opted in (``RCNN_PLUGINS_UNSAFE_LOAD=1``)."""
-    from ...engine.safe_load import load_checkpoint_file
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path}: no such file')
     try:
@@ -214,7 +215,8 @@ def convert_torchvision_checkpoint(src: str, dst: str) -> dict:
     if names is not None:
         meta['dataset_meta'] = dict(classes=names)
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    torch.save(dict(state_dict=state, meta=meta), dst)
+    with atomic_write(dst) as f:
+        torch.save(dict(state_dict=state, meta=meta), f)
     return meta
 
 
@@ -229,5 +231,6 @@ def convert_to_torchvision_checkpoint(src: str, dst: str) -> int:
     background = (meta.get('torchvision') or {}).get('background_bbox_pred')
     tv_state = rcnn_to_torchvision(state, background, src=src)
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    torch.save(tv_state, dst)
+    with atomic_write(dst) as f:
+        torch.save(tv_state, f)
     return tv_state[_CLS + 'weight'].size(0)

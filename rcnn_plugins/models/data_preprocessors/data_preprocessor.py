@@ -9,8 +9,14 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import ImgDataPreprocessor
+from torch import nn
 
-from rcnn_plugins.registry import MODELS
+from rcnn_plugins.registry import MODELS, build_or_use
+
+
+class PreprocessorArgumentError(ValueError, AssertionError):
+    """A bad argument. A ``ValueError`` here; also an ``AssertionError`` because MMDetection
+    (mmengine's ``ImgDataPreprocessor``) asserts on these, so code catching either works."""
 
 
 @MODELS.register_module()
@@ -33,7 +39,9 @@ class DetDataPreprocessor(ImgDataPreprocessor):
             the format: ~1.2x faster R50-FPN inference on an AVX-512 CPU in fp32, and what makes
             bf16 autocast pay off there (~3x; bf16 on NCHW tensors gains little). Results equal
             the default path to float rounding (~1e-5). Not an MMDetection key.
-        batch_augments: batch-level augmentations; not supported, must be ``None``.
+        batch_augments: batch-level augmentations run in training after padding, configs or
+            modules (``BatchFixedSizePad``, ``BatchResize``): ``forward(inputs, data_samples) ->
+            (inputs, data_samples)``.
 
     ``forward(dict(inputs=List[uint8 (3, H_i, W_i)], data_samples=List[DetDataSample]), training)``
     returns ``dict(inputs=float (B, 3, Hp, Wp), data_samples)`` on the model's device, where
@@ -60,7 +68,9 @@ class DetDataPreprocessor(ImgDataPreprocessor):
         if bgr_to_rgb and rgb_to_bgr:
             raise ValueError('bgr_to_rgb and rgb_to_bgr cannot both be True; each flips the channel order')
         if (mean is None) != (std is None):
-            raise ValueError(f'give both mean and std (3 or 1 values each) or neither; got mean={mean}, std={std}')
+            # MMDetection refuses this too (mmengine asserts): the mean alone would be ambiguous.
+            raise PreprocessorArgumentError(f'DetDataPreprocessor: give both mean and std (3 or 1 values each) or '
+                                            f'neither; got mean={mean}, std={std} (for no scaling use std=[1, 1, 1])')
         if mean is not None and (len(mean) not in (1, 3) or len(std) not in (1, 3)):
             raise ValueError(f'mean and std need 1 or 3 values each, got mean={mean}, std={std}')
         if not isinstance(pad_size_divisor, int) or pad_size_divisor < 1:
@@ -68,15 +78,15 @@ class DetDataPreprocessor(ImgDataPreprocessor):
         if pad_mask or pad_seg:
             raise NotImplementedError('pad_mask / pad_seg pad instance masks and segmentation maps, which '
                                       'rcnn_plugins does not have; set pad_mask=False and pad_seg=False')
-        if batch_augments is not None:
-            raise NotImplementedError('batch_augments are not supported by rcnn_plugins; set batch_augments=None')
         super().__init__(mean=mean, std=std, pad_size_divisor=pad_size_divisor, pad_value=pad_value,
                          bgr_to_rgb=bgr_to_rgb, rgb_to_bgr=rgb_to_bgr, non_blocking=non_blocking)
         self.boxtype2tensor = boxtype2tensor
         self.channels_last = channels_last
+        self.batch_augments = None if batch_augments is None else nn.ModuleList(
+            [build_or_use(MODELS, aug) for aug in batch_augments])
 
     def forward(self, data: dict, training: bool = False) -> dict:
-        """See the class docstring; ``training`` changes nothing here (no batch augments)."""
+        """See the class docstring; ``training`` runs the batch augments."""
         if not isinstance(data, dict) or 'inputs' not in data:
             raise TypeError(f"DetDataPreprocessor expects dict(inputs=..., data_samples=...), got {type(data)}")
         pad_shapes = self._pad_shapes(data['inputs'])
@@ -92,7 +102,15 @@ class DetDataPreprocessor(ImgDataPreprocessor):
                 sample.set_metainfo({'batch_input_shape': batch_input_shape, 'pad_shape': pad_shape})
                 if self.boxtype2tensor:
                     _boxes_to_tensor(sample)
+        if training and self.batch_augments is not None:
+            for augment in self.batch_augments:
+                inputs, data_samples = augment(inputs, data_samples)
         return {'inputs': inputs, 'data_samples': data_samples}
+
+    def _get_pad_shape(self, data: dict) -> List[Tuple[int, int]]:
+        """MMDetection's helper: each image's ``(h, w)`` rounded up to ``pad_size_divisor``, from
+        ``data['inputs']`` (a list of (C, H, W) or a (B, C, H, W) tensor)."""
+        return self._pad_shapes(data['inputs'])
 
     def _pad_shapes(self, inputs) -> List[Tuple[int, int]]:
         """Each image's ``(h, w)`` rounded up to ``pad_size_divisor``."""

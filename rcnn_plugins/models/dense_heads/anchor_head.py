@@ -31,7 +31,8 @@ class AnchorHead(BaseModule):
         feat_channels: channels of the head's hidden convs (used by subclasses).
         anchor_generator, bbox_coder, loss_cls, loss_bbox: configs built from TASK_UTILS / MODELS.
         reg_decoded_bbox: regress decoded boxes (for IoU-type losses) instead of deltas.
-        train_cfg: needs ``assigner``, ``sampler``; optional ``allowed_border`` (-1: every anchor
+        train_cfg: needs ``assigner``; optional ``sampler`` (default ``PseudoSampler``: no sampling),
+            ``allowed_border`` (-1: every anchor
             of the padded image counts; >= 0: only anchors inside the image plus that many pixels)
             and ``pos_weight`` (<= 0: 1).
         test_cfg: post-processing settings used by ``predict``.
@@ -71,9 +72,11 @@ class AnchorHead(BaseModule):
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         if train_cfg is not None:
-            require_cfg(train_cfg, ('assigner', 'sampler'), f'{type(self).__name__} train_cfg')
+            require_cfg(train_cfg, ('assigner',), f'{type(self).__name__} train_cfg')
             self.assigner = build_or_use(TASK_UTILS, train_cfg['assigner'])
-            self.sampler = build_or_use(TASK_UTILS, train_cfg['sampler'])
+            # No sampler configured: every assigned anchor counts (MMDetection's PseudoSampler
+            # default, e.g. with FocalLoss); the losses are then averaged over the positives.
+            self.sampler = build_or_use(TASK_UTILS, train_cfg.get('sampler') or dict(type='PseudoSampler'))
         self._init_layers()
 
     def _init_layers(self) -> None:

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ...registry import MODELS, build_or_use
 from ...structures import DetDataSample
+from ..layers.nms import check_nms_cfgs
 
 
 def build_data_preprocessor(cfg: Union[dict, torch.nn.Module, None]):
@@ -30,6 +31,14 @@ def build_data_preprocessor(cfg: Union[dict, torch.nn.Module, None]):
     if isinstance(cfg, dict):
         return MODELS.build(cfg)
     return cfg
+
+
+def check_train_test_cfgs(train_cfg: Optional[dict], test_cfg: Optional[dict]) -> None:
+    """Resolve at build time what the heads only read at run time: every ``nms`` config inside
+    ``train_cfg`` / ``test_cfg`` (type, keys). Without this a bad NMS type in ``test_cfg.rcnn``
+    surfaced at the first evaluation, after a whole epoch of training."""
+    check_nms_cfgs(train_cfg, 'train_cfg')
+    check_nms_cfgs(test_cfg, 'test_cfg')
 
 
 def check_data_samples(batch_inputs: Tensor, batch_data_samples, need_gt: bool) -> None:

@@ -10,7 +10,8 @@ from torch import Tensor
 
 from ...registry import MODELS, build_or_use
 from ...structures import DetDataSample
-from .base import BaseDetector, check_data_samples, objectness_samples, rpn_head_config
+from .base import (BaseDetector, check_data_samples, check_train_test_cfgs, objectness_samples,
+                   rpn_head_config)
 
 
 @MODELS.register_module()
@@ -25,6 +26,7 @@ class RPN(BaseDetector):
 
     def __init__(self, backbone: dict, neck: Optional[dict], rpn_head: dict, train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None, data_preprocessor: Optional[dict] = None, init_cfg=None) -> None:
+        check_train_test_cfgs(train_cfg, test_cfg)
         super().__init__(backbone, neck, data_preprocessor, init_cfg)
         self.bbox_head = build_or_use(MODELS, rpn_head_config(rpn_head, train_cfg, test_cfg, 'RPN'))
         self.train_cfg = train_cfg

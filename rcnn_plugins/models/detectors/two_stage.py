@@ -11,7 +11,8 @@ from torch import Tensor
 
 from ...registry import MODELS, build_or_use
 from ...structures import DetDataSample
-from .base import BaseDetector, check_data_samples, objectness_samples, rpn_head_config
+from .base import (BaseDetector, check_data_samples, check_train_test_cfgs, objectness_samples,
+                   rpn_head_config)
 
 
 @MODELS.register_module()
@@ -29,6 +30,7 @@ class TwoStageDetector(BaseDetector):
     def __init__(self, backbone: dict, neck: Optional[dict] = None, rpn_head: Optional[dict] = None,
                  roi_head: Optional[dict] = None, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None, init_cfg=None) -> None:
+        check_train_test_cfgs(train_cfg, test_cfg)
         if roi_head is None:
             raise ValueError(f'{type(self).__name__} needs a roi_head config (for proposals only use RPN)')
         super().__init__(backbone, neck, data_preprocessor, init_cfg)

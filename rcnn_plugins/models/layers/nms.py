@@ -1,9 +1,15 @@
 """Non-maximum suppression with MMDetection's ``batched_nms`` / ``multiclass_nms`` interface.
 
-The NMS itself is ``torchvision.ops.nms`` / ``batched_nms`` (class-wise via torchvision's own
-coordinate-offset or per-class strategy). ``nms_cfg`` is the config dict MMDetection uses,
-e.g. ``dict(type='nms', iou_threshold=0.7)``, optionally with ``max_num``, ``class_agnostic``
-and ``split_thr`` (accepted and unused: torchvision picks its per-class strategy itself).
+``nms_cfg`` is the config dict MMDetection uses, e.g. ``dict(type='nms', iou_threshold=0.7)``,
+optionally with ``max_num``, ``class_agnostic`` and ``split_thr`` (accepted and unused: the
+class-wise strategies here need no split). Types:
+
+- ``'nms'``: ``torchvision.ops.nms`` / ``batched_nms``;
+- ``'soft_nms'``: :mod:`.soft_nms` (``iou_threshold=0.3, sigma=0.5, min_score=1e-3,
+  method='linear'|'gaussian'|'naive'``, mmcv's defaults); the dets carry the decayed scores.
+
+:func:`check_nms_cfg` validates a config without running it; detectors call it on every ``nms``
+of their ``train_cfg`` / ``test_cfg`` when built, so a bad NMS config fails at build time.
 """
 from typing import Optional, Tuple, Union
 
@@ -12,23 +18,57 @@ from torch import Tensor
 from torchvision.ops import batched_nms as tv_batched_nms
 from torchvision.ops import nms as tv_nms
 
-_NMS_KEYS = {'type', 'iou_threshold', 'max_num', 'class_agnostic', 'split_thr', 'offset'}
+from .soft_nms import SOFT_NMS_METHODS, batched_soft_nms
+
+_COMMON_KEYS = {'type', 'iou_threshold', 'max_num', 'class_agnostic', 'split_thr', 'offset'}
+_NMS_KEYS = {'nms': _COMMON_KEYS, 'soft_nms': _COMMON_KEYS | {'sigma', 'min_score', 'method'}}
+
+
+def check_nms_cfg(nms_cfg, where: str = 'nms_cfg') -> None:
+    """Raise a clear error for an NMS config that :func:`batched_nms` would refuse.
+
+    Args:
+        nms_cfg: ``None`` or a dict such as ``dict(type='soft_nms', iou_threshold=0.3)``.
+        where: the config path named in the error (e.g. ``'test_cfg.rcnn.nms'``).
+    """
+    if nms_cfg is None:
+        return
+    if not isinstance(nms_cfg, dict):
+        raise TypeError(f'{where}: an NMS config must be a dict such as dict(type="nms", iou_threshold=0.5), '
+                        f'got {nms_cfg!r}')
+    nms_type = nms_cfg.get('type', 'nms')
+    if nms_type not in _NMS_KEYS:
+        raise NotImplementedError(f'{where}: NMS type {nms_type!r} is not available; use one of '
+                                  f"{sorted(_NMS_KEYS)} (see docs/MMDET_DIFFERENCES.md)")
+    unknown = set(nms_cfg) - _NMS_KEYS[nms_type]
+    if unknown:
+        raise ValueError(f'{where}: unknown keys {sorted(unknown)} for type {nms_type!r}; '
+                         f'supported: {sorted(_NMS_KEYS[nms_type])}')
+    if nms_cfg.get('offset', 0) != 0:
+        raise NotImplementedError(f'{where}: offset=1 (legacy +1 box widths) is not supported; use offset=0')
+    if nms_type == 'nms' and 'iou_threshold' not in nms_cfg:
+        raise ValueError(f"{where}: type 'nms' needs 'iou_threshold', got {nms_cfg!r}")
+    if nms_type == 'soft_nms' and nms_cfg.get('method', 'linear') not in SOFT_NMS_METHODS:
+        raise ValueError(f"{where}: soft_nms method must be one of {SOFT_NMS_METHODS}, "
+                         f"got {nms_cfg['method']!r}")
+
+
+def check_nms_cfgs(cfg, where: str) -> None:
+    """:func:`check_nms_cfg` on every ``nms`` key found anywhere inside a train/test config."""
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            if key == 'nms':
+                check_nms_cfg(value, f'{where}.{key}')
+            else:
+                check_nms_cfgs(value, f'{where}.{key}')
+    elif isinstance(cfg, (list, tuple)):
+        for i, value in enumerate(cfg):
+            check_nms_cfgs(value, f'{where}[{i}]')
 
 
 def _parse_nms_cfg(nms_cfg: dict, class_agnostic: bool) -> Tuple[float, int, bool]:
-    """-> (iou_threshold, max_num, class_agnostic), with clear errors for what torchvision lacks."""
-    unknown = set(nms_cfg) - _NMS_KEYS
-    if unknown:
-        raise ValueError(f'nms_cfg: unknown keys {sorted(unknown)}; supported: {sorted(_NMS_KEYS)}')
-    nms_type = nms_cfg.get('type', 'nms')
-    if nms_type != 'nms':
-        raise NotImplementedError(f"nms_cfg: type {nms_type!r} is not available (only 'nms', from "
-                                  'torchvision.ops); use type="nms"')
-    if nms_cfg.get('offset', 0) != 0:
-        raise NotImplementedError('nms_cfg: offset=1 (legacy +1 box widths) is not supported by torchvision NMS; '
-                                  'use offset=0')
-    if 'iou_threshold' not in nms_cfg:
-        raise ValueError(f"nms_cfg needs 'iou_threshold', got {nms_cfg!r}")
+    """-> (iou_threshold, max_num, class_agnostic) of a type='nms' config."""
+    check_nms_cfg(nms_cfg)
     return (float(nms_cfg['iou_threshold']), int(nms_cfg.get('max_num', -1)),
             bool(nms_cfg.get('class_agnostic', class_agnostic)))
 
@@ -41,12 +81,14 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: Optional[d
         boxes: (N, 4) xyxy.
         scores: (N,).
         idxs: (N,) category of each box; boxes of different categories never suppress each other.
-        nms_cfg: e.g. ``dict(type='nms', iou_threshold=0.7, max_num=1000)``; ``None``: no NMS,
-            just sort by score. ``nms_cfg['class_agnostic']`` overrides the argument.
+        nms_cfg: e.g. ``dict(type='nms', iou_threshold=0.7, max_num=1000)`` or
+            ``dict(type='soft_nms', iou_threshold=0.3, min_score=0.05, method='gaussian', sigma=0.5)``;
+            ``None``: no NMS, just sort by score. ``nms_cfg['class_agnostic']`` overrides the argument.
         class_agnostic: one NMS over all boxes, ignoring ``idxs``.
 
     Returns:
-        dets: (K, 5) kept boxes with their score as the last column, by descending score.
+        dets: (K, 5) kept boxes with their score as the last column (soft-NMS: the decayed
+            score), by descending score.
         keep: (K,) indices of the kept boxes into the inputs.
     """
     if boxes.dim() != 2 or boxes.size(-1) != 4 or scores.shape != boxes.shape[:1]:
@@ -55,6 +97,12 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: Optional[d
     if nms_cfg is None:
         scores, keep = scores.sort(descending=True)
         return torch.cat([boxes[keep], scores[:, None]], dim=-1), keep
+    if nms_cfg.get('type', 'nms') == 'soft_nms':
+        check_nms_cfg(nms_cfg)
+        groups = torch.zeros_like(idxs) if nms_cfg.get('class_agnostic', class_agnostic) else idxs
+        return batched_soft_nms(boxes, scores, groups, float(nms_cfg.get('iou_threshold', 0.3)),
+                                float(nms_cfg.get('sigma', 0.5)), float(nms_cfg.get('min_score', 1e-3)),
+                                nms_cfg.get('method', 'linear'), int(nms_cfg.get('max_num', -1)))
     iou_threshold, max_num, class_agnostic = _parse_nms_cfg(nms_cfg, class_agnostic)
     # Suppress in float32: torchvision's CPU kernel has no half version, and class-wise offsets
     # (class id x max coordinate) would overflow float16.

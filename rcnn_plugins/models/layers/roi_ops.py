@@ -44,11 +44,15 @@ class RoIAlign(nn.Module):
         pool_mode: only 'avg' (torchvision has no max-mode RoIAlign).
         aligned: shift by -0.5 pixel so a box's corners sit on pixel corners (Detectron2 / MMDetection
             default); False reproduces the original, half-pixel-misaligned op.
+        use_torchvision: accepted for MMDetection configs (mmcv's switch between its own kernel and
+            torchvision's); both values run torchvision's op here, so the result is the same.
     """
 
     def __init__(self, output_size: Union[int, Tuple[int, int]], spatial_scale: float = 1.0,
-                 sampling_ratio: int = 0, pool_mode: str = 'avg', aligned: bool = True) -> None:
+                 sampling_ratio: int = 0, pool_mode: str = 'avg', aligned: bool = True,
+                 use_torchvision: bool = False) -> None:
         super().__init__()
+        self.use_torchvision = use_torchvision
         if pool_mode != 'avg':
             raise NotImplementedError(f"RoIAlign: pool_mode={pool_mode!r} is not available: torchvision only "
                                       "has average RoIAlign; use pool_mode='avg'")

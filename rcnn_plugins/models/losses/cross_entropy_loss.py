@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rcnn_plugins.registry import MODELS
-from .utils import check_avg_factor, check_reduction, weight_reduce_loss
+from .utils import check_avg_factor, check_reduction, resolve_reduction, weight_reduce_loss
 
 # F.cross_entropy's default ignore label, used when no ignore_index is configured.
 DEFAULT_IGNORE_INDEX = -100
@@ -113,7 +113,7 @@ class CrossEntropyLoss(nn.Module):
     def forward(self, cls_score: Tensor, label: Tensor, weight: Optional[Tensor] = None, avg_factor=None,
                 reduction_override: Optional[str] = None, ignore_index: Optional[int] = None) -> Tensor:
         """Loss of ``cls_score`` (N, C) logits against ``label`` (N,) (see the functions above)."""
-        reduction = check_reduction(reduction_override or self.reduction, 'CrossEntropyLoss')
+        reduction = resolve_reduction(reduction_override, self.reduction, 'CrossEntropyLoss')
         check_avg_factor(reduction, avg_factor, 'CrossEntropyLoss')
         if ignore_index is None:
             ignore_index = self.ignore_index

@@ -6,7 +6,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from rcnn_plugins.registry import MODELS
-from .utils import check_avg_factor, check_reduction, weight_reduce_loss
+from .utils import check_avg_factor, check_reduction, resolve_reduction, weight_reduce_loss
 
 
 def smooth_l1_loss(pred: Tensor, target: Tensor, beta: float = 1.0) -> Tensor:
@@ -36,7 +36,7 @@ class _RegressionLoss(nn.Module):
     def forward(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None, avg_factor=None,
                 reduction_override: Optional[str] = None) -> Tensor:
         """Loss of ``pred`` against ``target`` (both (N, 4)); ``weight`` (N, 4) or broadcastable."""
-        reduction = check_reduction(reduction_override or self.reduction, self.__class__.__name__)
+        reduction = resolve_reduction(reduction_override, self.reduction, self.__class__.__name__)
         check_avg_factor(reduction, avg_factor, self.__class__.__name__)  # also with no boxes, as MMDetection
         if pred.shape != target.shape:
             raise ValueError(f'{self.__class__.__name__}: pred and target shapes differ: '

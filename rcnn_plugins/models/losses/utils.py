@@ -4,19 +4,31 @@ Every loss here computes an element-wise loss, multiplies it by ``weight`` (if g
 ``'none'`` keeps it, ``'sum'`` sums, ``'mean'`` averages over elements, or, when ``avg_factor``
 is given, divides the sum by ``avg_factor + eps`` (eps = float32 machine epsilon, so an
 ``avg_factor`` of 0 gives 0 rather than NaN). ``avg_factor`` with ``'sum'`` is an error.
+
+A bad ``reduction`` / ``reduction_override`` raises :class:`MMDetArgumentError`, which is both a
+``ValueError`` and the ``AssertionError`` MMDetection's losses raise for it.
 """
 from typing import Optional, Union
 
 import torch
 from torch import Tensor
 
+from ..utils import MMDetArgumentError
+
 REDUCTIONS = ('none', 'mean', 'sum')
 
 
 def check_reduction(reduction: str, owner: str) -> str:
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{owner}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        raise MMDetArgumentError(f"{owner}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     return reduction
+
+
+def resolve_reduction(reduction_override: Optional[str], reduction: str, owner: str) -> str:
+    """The reduction a call uses: ``reduction_override`` (None or one of REDUCTIONS) or the default."""
+    if reduction_override is not None:
+        check_reduction(reduction_override, f'{owner} reduction_override')
+    return check_reduction(reduction_override or reduction, owner)
 
 
 def check_avg_factor(reduction: str, avg_factor, owner: str) -> None:

@@ -1,4 +1,8 @@
 """Necks: modules that mix a backbone's multi-scale feature maps (e.g. a feature pyramid)."""
+from .bfp import BFP
 from .fpn import FPN
+from .fpn_carafe import FPN_CARAFE
+from .hrfpn import HRFPN
+from .pafpn import PAFPN
 
-__all__ = ['FPN']
+__all__ = ['BFP', 'FPN', 'FPN_CARAFE', 'HRFPN', 'PAFPN']

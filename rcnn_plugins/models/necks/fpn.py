@@ -14,6 +14,21 @@ from mmengine.model import BaseModule
 from rcnn_plugins.registry import MODELS
 
 
+_INTERPOLATE_KEYS = {'mode', 'scale_factor', 'align_corners', 'recompute_scale_factor', 'antialias'}
+_INTERPOLATE_MODES = ('nearest', 'linear', 'bilinear', 'bicubic', 'trilinear', 'area', 'nearest-exact')
+
+
+def _check_upsample_cfg(cfg: dict) -> None:
+    """Fail at build time, not at the first forward, on what ``F.interpolate`` would refuse."""
+    unknown = set(cfg) - _INTERPOLATE_KEYS
+    if unknown:
+        raise ValueError(f'FPN upsample_cfg: unknown keys {sorted(unknown)}; it holds F.interpolate arguments '
+                         f'{sorted(_INTERPOLATE_KEYS)}, e.g. dict(mode="nearest")')
+    if cfg.get('mode', 'nearest') not in _INTERPOLATE_MODES:
+        raise ValueError(f"FPN upsample_cfg: mode {cfg['mode']!r} is not an F.interpolate mode; "
+                         f'use one of {_INTERPOLATE_MODES}')
+
+
 @MODELS.register_module()
 class FPN(BaseModule):
     """Top-down pathway with lateral 1x1 convs, a 3x3 conv per level and optional extra levels.
@@ -64,6 +79,7 @@ class FPN(BaseModule):
         self.relu_before_extra_convs = relu_before_extra_convs
         self.no_norm_on_lateral = no_norm_on_lateral
         self.upsample_cfg = dict(upsample_cfg)
+        _check_upsample_cfg(self.upsample_cfg)
 
         if not 0 <= start_level < self.num_ins:
             raise ValueError(f'start_level must be in 0..{self.num_ins - 1}, got {start_level}')

@@ -1,7 +1,14 @@
-"""Second-stage (RoI) heads: RoI feature extractors, box heads and the head that ties them."""
-from .bbox_heads import BBoxHead, ConvFCBBoxHead, PretrainedFCBBoxHead, Shared2FCBBoxHead
-from .roi_extractors import SingleRoIExtractor
+"""Second-stage (RoI) heads: RoI feature extractors, box heads, shared heads and the heads that tie them
+(StandardRoIHead and its Double-Head / Dynamic variants, CascadeRoIHead)."""
+from .bbox_heads import (BBoxHead, ConvFCBBoxHead, DoubleConvFCBBoxHead, PretrainedFCBBoxHead, Shared2FCBBoxHead,
+                         Shared4Conv1FCBBoxHead)
+from .cascade_roi_head import CascadeRoIHead
+from .double_roi_head import DoubleHeadRoIHead
+from .dynamic_roi_head import DynamicRoIHead
+from .roi_extractors import GenericRoIExtractor, SingleRoIExtractor
+from .shared_heads import ResLayer
 from .standard_roi_head import StandardRoIHead
 
-__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'PretrainedFCBBoxHead', 'Shared2FCBBoxHead', 'SingleRoIExtractor',
-           'StandardRoIHead']
+__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'DoubleConvFCBBoxHead', 'PretrainedFCBBoxHead', 'Shared2FCBBoxHead',
+           'Shared4Conv1FCBBoxHead', 'CascadeRoIHead', 'DoubleHeadRoIHead', 'DynamicRoIHead', 'GenericRoIExtractor',
+           'SingleRoIExtractor', 'ResLayer', 'StandardRoIHead']

@@ -24,13 +24,22 @@ class StandardRoIHead(BaseModule):
         bbox_head: config of the box head (Shared2FCBBoxHead).
         train_cfg: ``assigner``, ``sampler`` (and ``pos_weight``) for training; None for inference only.
         test_cfg: ``score_thr``, ``nms``, ``max_per_img``.
+        shared_head: layers run on every pooled RoI feature before the box head (the C4 detectors'
+            ``ResLayer``: ResNet's stage 4 on 14x14 crops of stage 3); None for FPN heads.
+        mask_roi_extractor, mask_head: accepted as None only (box-only detectors).
     """
 
     def __init__(self, bbox_roi_extractor: dict, bbox_head: dict, train_cfg: Optional[dict] = None,
-                 test_cfg: Optional[dict] = None, init_cfg=None) -> None:
+                 test_cfg: Optional[dict] = None, init_cfg=None, shared_head: Optional[dict] = None,
+                 mask_roi_extractor=None, mask_head=None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if mask_roi_extractor is not None or mask_head is not None:
+            raise ValueError(f'{type(self).__name__}: mask_roi_extractor / mask_head are not supported (box-only '
+                             'detectors); remove them from the config')
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
+        if shared_head is not None:
+            self.shared_head = build_or_use(MODELS, shared_head)
         self.bbox_roi_extractor = build_or_use(MODELS, bbox_roi_extractor)
         self.bbox_head = build_or_use(MODELS, bbox_head)
         if train_cfg is not None:
@@ -39,9 +48,15 @@ class StandardRoIHead(BaseModule):
             # Every sampler gets the head (MMDetection's interface): OHEMSampler runs its box branch.
             self.bbox_sampler = build_or_use(TASK_UTILS, train_cfg['sampler'], default_args=dict(context=self))
 
+    @property
+    def with_shared_head(self) -> bool:
+        return getattr(self, 'shared_head', None) is not None
+
     def _bbox_forward(self, x: Sequence[Tensor], rois: Tensor) -> Tuple[Tensor, Tensor]:
         """(R, 5) rois -> cls_score (R, num_classes + 1), bbox_pred (R, 4*C or 4)."""
         feats = self.bbox_roi_extractor(x[:self.bbox_roi_extractor.num_inputs], rois)
+        if self.with_shared_head:
+            feats = self.shared_head(feats)
         return self.bbox_head(feats)
 
     def forward(self, x: Sequence[Tensor], rpn_results_list: List[InstanceData],
@@ -65,18 +80,34 @@ class StandardRoIHead(BaseModule):
         if len(rpn_results_list) != len(batch_data_samples):
             raise ValueError(f'StandardRoIHead: {len(rpn_results_list)} proposal lists for '
                              f'{len(batch_data_samples)} images')
+        sampling_results, _ = self.assign_and_sample(x, rpn_results_list, batch_data_samples)
+        return self.bbox_loss(x, sampling_results)['loss_bbox']
+
+    def assign_and_sample(self, x: Sequence[Tensor], rpn_results_list: List[InstanceData],
+                          batch_data_samples: Sequence[DetDataSample]) -> Tuple[list, list]:
+        """Per image: assign the proposals to the gt boxes, then sample RoIs.
+
+        Returns:
+            (sampling_results, assign_results), one of each per image.
+        """
         gts, ignores, _ = unpack_gt_instances(batch_data_samples)
-        sampling_results = []
+        sampling_results, assign_results = [], []
         for i, (proposals, gt, ignore) in enumerate(zip(rpn_results_list, gts, ignores)):
             pred = InstanceData(priors=proposals.bboxes.detach())
             assign_result = self.bbox_assigner.assign(pred, gt, ignore)
             # feats: this image's maps, (1, C, H_l, W_l) per level, for samplers that score RoIs (OHEM).
             sampling_results.append(self.bbox_sampler.sample(assign_result, pred, gt,
                                                              feats=[lvl[i][None] for lvl in x]))
+            assign_results.append(assign_result)
+        return sampling_results, assign_results
+
+    def bbox_loss(self, x: Sequence[Tensor], sampling_results: Sequence) -> dict:
+        """Box branch on the sampled RoIs: dict(cls_score, bbox_pred, rois, loss_bbox (dict of losses),
+        bbox_targets (labels, label_weights, bbox_targets, bbox_weights))."""
         rois = bbox2roi([res.priors for res in sampling_results])
         cls_score, bbox_pred = self._bbox_forward(x, rois)
         out = self.bbox_head.loss_and_target(cls_score, bbox_pred, rois, sampling_results, self.train_cfg)
-        return out['loss_bbox']
+        return dict(out, cls_score=cls_score, bbox_pred=bbox_pred, rois=rois)
 
     def predict(self, x: Sequence[Tensor], rpn_results_list: List[InstanceData],
                 batch_data_samples: Sequence[DetDataSample], rescale: bool = False) -> List[InstanceData]:

@@ -1,6 +1,8 @@
 """Second-stage box heads."""
 from .bbox_head import BBoxHead
-from .convfc_bbox_head import ConvFCBBoxHead, Shared2FCBBoxHead
+from .convfc_bbox_head import ConvFCBBoxHead, Shared2FCBBoxHead, Shared4Conv1FCBBoxHead
+from .double_bbox_head import DoubleConvFCBBoxHead
 from .pretrained_fc_bbox_head import PretrainedFCBBoxHead
 
-__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'PretrainedFCBBoxHead']
+__all__ = ['BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'Shared4Conv1FCBBoxHead', 'DoubleConvFCBBoxHead',
+           'PretrainedFCBBoxHead']

@@ -31,9 +31,18 @@ class BBoxHead(BaseModule):
         reg_class_agnostic: one box per RoI instead of one per class.
         reg_decoded_bbox: regress decoded boxes (for IoU-type losses) instead of deltas.
         loss_cls, loss_bbox: loss configs.
+        with_avg_pool: average-pool the RoI features before the predictors (C4 heads): the
+            predictors then read ``in_channels`` features instead of ``in_channels * roi_feat_size**2``.
+        with_cls, with_reg: build ``fc_cls`` / ``fc_reg``; a switched-off branch returns None.
+        cls_predictor_cfg, reg_predictor_cfg: the predictors' layer type (``Linear``; ``NormedLinear``
+            for cosine classifiers), built with ``in_features`` / ``out_features``.
+        predict_box_type: only ``'hbox'`` (MMDetection's default).
     """
 
     def __init__(self,
+                 with_avg_pool: bool = False,
+                 with_cls: bool = True,
+                 with_reg: bool = True,
                  roi_feat_size: int = 7,
                  in_channels: int = 256,
                  num_classes: int = 80,
@@ -43,13 +52,24 @@ class BBoxHead(BaseModule):
                  reg_decoded_bbox: bool = False,
                  loss_cls: dict = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
                  loss_bbox: dict = dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0),
+                 reg_predictor_cfg: dict = dict(type='Linear'),
+                 cls_predictor_cfg: dict = dict(type='Linear'),
+                 predict_box_type: str = 'hbox',
                  init_cfg=None) -> None:
+        if not (with_cls or with_reg):
+            raise ValueError(f'{type(self).__name__}: with_cls and with_reg are both False; the head predicts nothing')
+        if predict_box_type != 'hbox':
+            raise ValueError(f"{type(self).__name__}: predict_box_type={predict_box_type!r}: only 'hbox' "
+                             '(axis-aligned xyxy boxes) is supported')
         if init_cfg is None:
-            init_cfg = [dict(type='Normal', std=0.01, override=dict(name='fc_cls')),
-                        dict(type='Normal', std=0.001, override=dict(name='fc_reg'))]
+            init_cfg = ([dict(type='Normal', std=0.01, override=dict(name='fc_cls'))] if with_cls else []) + \
+                ([dict(type='Normal', std=0.001, override=dict(name='fc_reg'))] if with_reg else [])
         super().__init__(init_cfg=init_cfg)
         if num_classes < 1:
             raise ValueError(f'{type(self).__name__}: num_classes must be >= 1, got {num_classes}')
+        self.with_avg_pool, self.with_cls, self.with_reg = with_avg_pool, with_cls, with_reg
+        self.cls_predictor_cfg, self.reg_predictor_cfg = cls_predictor_cfg, reg_predictor_cfg
+        self.predict_box_type = predict_box_type
         self.loss_cls = build_or_use(MODELS, loss_cls)
         if getattr(self.loss_cls, 'use_sigmoid', False):
             raise ValueError(f'{type(self).__name__}: loss_cls must be a softmax loss (use_sigmoid=False); '
@@ -63,13 +83,34 @@ class BBoxHead(BaseModule):
         self.bbox_coder = build_or_use(TASK_UTILS, bbox_coder)
         self.loss_bbox = build_or_use(MODELS, loss_bbox)
         self.reg_out_channels = 4 if reg_class_agnostic else 4 * num_classes
-        self.fc_cls = nn.Linear(in_channels * self.roi_feat_area, num_classes + 1)
-        self.fc_reg = nn.Linear(in_channels * self.roi_feat_area, self.reg_out_channels)
+        if with_avg_pool:
+            # C4 heads: average the (C, 7, 7) map of the shared ResLayer to one C-vector per RoI.
+            self.avg_pool = nn.AvgPool2d(self.roi_feat_size)
+        in_features = in_channels if with_avg_pool else in_channels * self.roi_feat_area
+        self._build_predictors(in_features, in_features)
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """(R, C, 7, 7) -> cls_score (R, num_classes + 1), bbox_pred (R, 4*num_classes or 4)."""
+    def _build_predictors(self, cls_in: int, reg_in: int) -> None:
+        """``fc_cls`` (cls_in -> num_classes + 1) and ``fc_reg`` (reg_in -> 4 or 4 * num_classes) from the
+        predictor configs (``Linear``, or e.g. ``NormedLinear``); absent when ``with_cls``/``with_reg`` is off."""
+        if self.with_cls:
+            self.fc_cls = self._predictor(self.cls_predictor_cfg, cls_in, self.num_classes + 1)
+        if self.with_reg:
+            self.fc_reg = self._predictor(self.reg_predictor_cfg, reg_in, self.reg_out_channels)
+
+    @staticmethod
+    def _predictor(cfg, in_features: int, out_features: int) -> nn.Module:
+        if cfg is None or cfg.get('type', 'Linear') == 'Linear':
+            kwargs = {k: v for k, v in (cfg or {}).items() if k != 'type'}
+            return nn.Linear(in_features, out_features, **kwargs)
+        return build_or_use(MODELS, dict(cfg, in_features=in_features, out_features=out_features))
+
+    def forward(self, x: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        """(R, C, 7, 7) -> cls_score (R, num_classes + 1), bbox_pred (R, 4*num_classes or 4); None for a
+        branch that is switched off (``with_cls``/``with_reg``)."""
+        if self.with_avg_pool:
+            x = self.avg_pool(x)
         x = x.flatten(1)
-        return self.fc_cls(x), self.fc_reg(x)
+        return (self.fc_cls(x) if self.with_cls else None), (self.fc_reg(x) if self.with_reg else None)
 
     # ------------------------------------------------------------------ training
     def get_targets(self, sampling_results: Sequence, rcnn_train_cfg: dict) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -111,10 +152,12 @@ class BBoxHead(BaseModule):
             dict(loss_cls, loss_bbox, acc) (acc in percent).
         """
         cls_score = cls_score.float()
-        bbox_pred = bbox_pred.float()
         num_rois = cls_score.size(0)
         avg_factor = (label_weights > 0).sum().clamp(min=1).float()
         loss_cls = self.loss_cls(cls_score, labels, label_weights, avg_factor=avg_factor)
+        if bbox_pred is None:  # with_reg=False (e.g. Grid R-CNN: boxes come from another branch)
+            return dict(loss_cls=loss_cls, acc=accuracy(cls_score, labels))
+        bbox_pred = bbox_pred.float()
         if not self.reg_class_agnostic:
             # Deltas of each RoI's own class; background RoIs (weight 0) read class num_classes-1.
             cls_idx = labels.clamp(max=self.num_classes - 1)
@@ -130,6 +173,59 @@ class BBoxHead(BaseModule):
         """Targets from the sampling results, then ``loss``. Returns dict(loss_bbox=losses, bbox_targets=...)."""
         targets = self.get_targets(sampling_results, rcnn_train_cfg)
         return dict(loss_bbox=self.loss(cls_score, bbox_pred, rois, *targets), bbox_targets=targets)
+
+    # ------------------------------------------------------------------ refinement (Cascade R-CNN)
+    def regress_by_class(self, priors: Tensor, label: Tensor, bbox_pred: Tensor, img_meta: dict) -> Tensor:
+        """Apply each RoI's deltas of class ``label`` (or its class-agnostic deltas) to ``priors``.
+
+        Args:
+            priors: (N, 4) boxes of one image, resized-image pixels.
+            label: (N,) long, the class whose deltas are used (ignored when class-agnostic).
+            bbox_pred: (N, 4 * num_classes) or (N, 4) deltas.
+            img_meta: ``img_shape`` (h, w) to clip to.
+
+        Returns:
+            (N, 4) regressed boxes.
+        """
+        if not self.reg_class_agnostic:
+            rows = torch.arange(bbox_pred.size(0), device=bbox_pred.device)
+            bbox_pred = bbox_pred.view(bbox_pred.size(0), -1, 4)[rows, label]
+        return self.bbox_coder.decode(priors, bbox_pred, max_shape=img_meta['img_shape'][:2])
+
+    def refine_bboxes(self, sampling_results: Sequence, bbox_results: dict,
+                      batch_img_metas: List[dict]) -> Optional[List[InstanceData]]:
+        """Training-time refinement: the next stage's proposals from this stage's predictions.
+
+        A positive RoI is regressed with its gt class's deltas, a negative with the deltas of its
+        highest-scoring foreground class; the gt boxes the sampler added as proposals are dropped
+        (the next stage's sampler adds them again). Call it under ``torch.no_grad()``.
+
+        Args:
+            sampling_results: per image, the sampling result of this stage (``priors``, ``pos_is_gt``).
+            bbox_results: ``rois`` (R, 5), ``cls_score`` (R, num_classes + 1), ``bbox_pred`` (R, 4C or 4),
+                ``bbox_targets`` (labels (R,), ...) in the order of ``bbox2roi(res.priors)``.
+            batch_img_metas: per image ``img_shape``.
+
+        Returns:
+            per image InstanceData(bboxes (R_i - num_gt_proposals_i, 4)); None when there are no RoIs.
+        """
+        cls_scores = bbox_results['cls_score']
+        if cls_scores.numel() == 0:
+            return None
+        labels = bbox_results['bbox_targets'][0]
+        # Negatives (label num_classes) take the argmax over the foreground classes.
+        labels = torch.where(labels == self.num_classes, cls_scores[:, :self.num_classes].argmax(1), labels)
+        counts = [res.priors.size(0) for res in sampling_results]
+        results = []
+        for res, rois, label, pred, meta in zip(sampling_results, bbox_results['rois'].split(counts),
+                                               labels.split(counts), bbox_results['bbox_pred'].split(counts),
+                                               batch_img_metas):
+            bboxes = self.regress_by_class(rois[:, 1:], label, pred, meta)
+            # Positives come first in each image's RoIs: drop the rows that were gt boxes.
+            keep = torch.ones(rois.size(0), dtype=torch.bool, device=rois.device)
+            keep[:res.pos_is_gt.numel()] = res.pos_is_gt == 0
+            results.append(InstanceData(bboxes=bboxes[keep]))
+        return results
 
     # ------------------------------------------------------------------ inference
     def predict_by_feat(self, rois: Sequence[Tensor], cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],

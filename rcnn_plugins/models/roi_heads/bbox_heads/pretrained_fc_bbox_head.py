@@ -11,7 +11,6 @@ from typing import Sequence
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
-from torch import Tensor, nn
 
 from ....registry import MODELS
 from ...pretrained import check_checkpoint_cached
@@ -29,22 +28,20 @@ class PretrainedFCBBoxHead(Shared2FCBBoxHead):
         fc_keys: prefixes of the checkpoint's two fc layers (``{key}.weight`` (out, in), ``{key}.bias``),
             copied into ``shared_fcs.0`` and ``shared_fcs.1``.
         dropout: dropout probability after each fc's ReLU while training (VGG's own 0.5, used by
-            Fast / Faster R-CNN); 0 disables it.
+            Fast / Faster R-CNN); 0 disables it. It is ``ConvFCBBoxHead``'s ``dropout`` option: this
+            head adds only the initialisation step, its forward is its parent's.
         **kwargs: ``Shared2FCBBoxHead`` arguments; ``in_channels * roi_feat_size**2`` and
             ``fc_out_channels`` must match the checkpoint's fcs (512 * 7 * 7 = 25088 and 4096 for VGG).
     """
 
     def __init__(self, fc_checkpoint: str, fc_keys: Sequence[str] = ('classifier.0', 'classifier.3'),
                  dropout: float = 0.0, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(dropout=dropout, **kwargs)
         if len(fc_keys) != self.num_shared_fcs:
             raise ValueError(f'PretrainedFCBBoxHead: fc_keys {tuple(fc_keys)} must name one checkpoint layer per '
                              f'shared fc ({self.num_shared_fcs})')
-        if not 0 <= dropout < 1:
-            raise ValueError(f'PretrainedFCBBoxHead: dropout must be in [0, 1), got {dropout}')
         self.fc_checkpoint = fc_checkpoint
         self.fc_keys = tuple(fc_keys)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def init_weights(self) -> None:
         """Default init (Xavier fcs, Normal predictors), then the fcs' weights from ``fc_checkpoint``."""
@@ -67,10 +64,3 @@ class PretrainedFCBBoxHead(Shared2FCBBoxHead):
                         f'({self.fc_out_channels}) must match the checkpoint (VGG: 512 * 49, 4096)')
                 with torch.no_grad():
                     param.copy_(src)
-
-    def forward(self, x: Tensor):
-        """(R, C, 7, 7) -> cls_score (R, num_classes + 1), bbox_pred (R, 4*num_classes or 4)."""
-        x = x.flatten(1)
-        for fc in self.shared_fcs:
-            x = self.dropout(self.relu(fc(x)))
-        return self.fc_cls(x), self.fc_reg(x)

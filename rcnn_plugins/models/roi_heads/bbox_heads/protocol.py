@@ -23,3 +23,23 @@ class BBoxHeadProtocol(Protocol):
                         batch_img_metas: List[dict], rcnn_test_cfg: Optional[dict] = None,
                         rescale: bool = False, **kwargs) -> list:
         """Per image InstanceData(bboxes (K, 4), scores (K,), labels (K,))."""
+
+
+@runtime_checkable
+class TwoBranchBBoxHeadProtocol(Protocol):
+    """A box head fed two pooled features, one per branch (Double-Head R-CNN: a fc branch for
+    classification on the RoI, a conv branch for regression on the enlarged RoI); driven by a
+    RoI head that pools both (``DoubleHeadRoIHead``). Otherwise as :class:`BBoxHeadProtocol`."""
+
+    def __call__(self, x_cls: Tensor, x_reg: Tensor):
+        """(R, C, h, w) classification features, (R, C, h, w) regression features ->
+        (cls_score (R, num_classes + 1), bbox_pred (R, 4*C or 4))."""
+
+    def loss_and_target(self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, sampling_results: Sequence,
+                        rcnn_train_cfg: dict, **kwargs) -> dict:
+        """As :meth:`BBoxHeadProtocol.loss_and_target`."""
+
+    def predict_by_feat(self, rois: Sequence[Tensor], cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
+                        batch_img_metas: List[dict], rcnn_test_cfg: Optional[dict] = None,
+                        rescale: bool = False, **kwargs) -> list:
+        """As :meth:`BBoxHeadProtocol.predict_by_feat`."""

@@ -1,4 +1,5 @@
 """RoI feature extractors."""
+from .generic_roi_extractor import GenericRoIExtractor
 from .single_level_roi_extractor import SingleRoIExtractor
 
-__all__ = ['SingleRoIExtractor']
+__all__ = ['SingleRoIExtractor', 'GenericRoIExtractor']

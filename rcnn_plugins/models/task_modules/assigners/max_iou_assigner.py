@@ -15,6 +15,43 @@ from rcnn_plugins.registry import TASK_UTILS, build_or_use
 from .assign_result import AssignResult
 
 
+def perm_repeat_bboxes(bboxes: Tensor, perm_repeat_cfg: dict, max_iter: int = 5) -> Tensor:
+    """Copies of ``bboxes`` (G, 4) in which gts repeated exactly are jittered apart.
+
+    Two identical gt boxes have identical IoU with every prior, so the max-IoU rule can never give
+    the second one a prior (V3Det has such duplicates with different labels). Each repeated box
+    (every copy, as MMDetection) has its 4 coordinates multiplied by U(1 - r, 1 + r) factors; a
+    group of copies is redrawn, with r shrinking as MMDetection's retries do (r, r, r - 0.001,
+    r - 0.003, ... floored at 0.001), until every copy keeps a positive size and IoU >=
+    ``iou_thr`` with the original, for at most ``max_iter`` retries. Vectorised: all groups are drawn
+    at once, only the failed groups redrawn.
+
+    Args:
+        perm_repeat_cfg: ``iou_thr`` (0.97), ``perm_range`` (0.01).
+    """
+    from rcnn_plugins.structures import bbox_overlaps  # aligned IoU
+    iou_thr = perm_repeat_cfg.get('iou_thr', 0.97)
+    perm_range = perm_repeat_cfg.get('perm_range', 0.01)
+    if bboxes.size(0) < 2:
+        return bboxes.clone()
+    _, group, counts = torch.unique(bboxes, dim=0, return_inverse=True, return_counts=True)
+    repeated = counts[group] > 1  # (G,) rows that have a twin
+    out = bboxes.clone()
+    todo = repeated
+    for counter in range(max_iter + 1):
+        if counter >= 2:
+            perm_range = max(perm_range - (counter - 1) * 0.001, 1e-3)
+        factor = torch.empty_like(bboxes).uniform_(1 - perm_range, 1 + perm_range)
+        out = torch.where(todo[:, None], bboxes * factor, out)
+        ok = ((out[:, 2:] - out[:, :2]) > 0).all(1) & (bbox_overlaps(bboxes, out, is_aligned=True) >= iou_thr)
+        # A group is redrawn as a whole when any of its copies fails.
+        group_bad = torch.zeros_like(counts, dtype=torch.bool).index_put_((group,), ~ok & todo, accumulate=True)
+        todo = group_bad[group] & repeated
+        if not bool(todo.any()):
+            break
+    return out
+
+
 @TASK_UTILS.register_module()
 class MaxIoUAssigner:
     """Assign each prior a gt index: -1 ignore, 0 negative, k + 1 positive for gt k.
@@ -42,6 +79,9 @@ class MaxIoUAssigner:
         gpu_assign_thr: if > 0 and there are more gts than this, assign on the CPU to save
             device memory (the (G, N) matrix), then move the result back.
         iou_calculator: config of the IoU calculator in ``TASK_UTILS``.
+        perm_repeat_gt_cfg: if given (``dict(iou_thr=..., perm_range=...)``), gts repeated exactly
+            are jittered apart before the IoUs are computed (:func:`perm_repeat_bboxes`), so each
+            copy can win priors; targets still use the original boxes.
     """
 
     def __init__(self,
@@ -53,7 +93,8 @@ class MaxIoUAssigner:
                  ignore_wrt_candidates: bool = True,
                  match_low_quality: bool = True,
                  gpu_assign_thr: float = -1,
-                 iou_calculator: dict = dict(type='BboxOverlaps2D')) -> None:
+                 iou_calculator: dict = dict(type='BboxOverlaps2D'),
+                 perm_repeat_gt_cfg: Optional[dict] = None) -> None:
         if isinstance(neg_iou_thr, Number):
             neg_range = (None, float(neg_iou_thr))
         elif isinstance(neg_iou_thr, (tuple, list)) and len(neg_iou_thr) == 2:
@@ -70,6 +111,7 @@ class MaxIoUAssigner:
         self.match_low_quality = match_low_quality
         self.gpu_assign_thr = gpu_assign_thr
         self.iou_calculator = build_or_use(TASK_UTILS, iou_calculator)
+        self.perm_repeat_gt_cfg = perm_repeat_gt_cfg
 
     def assign(self, pred_instances: InstanceData, gt_instances: InstanceData,
                gt_instances_ignore: Optional[InstanceData] = None, **kwargs) -> AssignResult:
@@ -88,7 +130,10 @@ class MaxIoUAssigner:
             priors, gt_bboxes, gt_labels = priors.cpu(), gt_bboxes.cpu(), gt_labels.cpu()
             gt_ignore = None if gt_ignore is None else gt_ignore.cpu()
 
-        overlaps = self.iou_calculator(gt_bboxes, priors)  # (G, N)
+        gt_for_iou = gt_bboxes
+        if self.perm_repeat_gt_cfg is not None and priors.numel() > 0:
+            gt_for_iou = perm_repeat_bboxes(gt_bboxes, self.perm_repeat_gt_cfg)
+        overlaps = self.iou_calculator(gt_for_iou, priors)  # (G, N)
         if (self.ignore_iof_thr > 0 and gt_ignore is not None and gt_ignore.numel() > 0
                 and priors.numel() > 0):
             if self.ignore_wrt_candidates:

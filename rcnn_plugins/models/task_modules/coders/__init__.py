@@ -1,4 +1,7 @@
 """Box coders: boxes <-> regression targets."""
+from .bucketing_bbox_coder import BucketingBBoxCoder
 from .delta_xywh_bbox_coder import DeltaXYWHBBoxCoder
+from .legacy_delta_xywh_bbox_coder import LegacyDeltaXYWHBBoxCoder
+from .tblr_bbox_coder import TBLRBBoxCoder
 
-__all__ = ['DeltaXYWHBBoxCoder']
+__all__ = ['BucketingBBoxCoder', 'DeltaXYWHBBoxCoder', 'LegacyDeltaXYWHBBoxCoder', 'TBLRBBoxCoder']

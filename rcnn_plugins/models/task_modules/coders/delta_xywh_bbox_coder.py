@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from rcnn_plugins.registry import TASK_UTILS
+from ...utils import MMDetArgumentError
 
 
 @TASK_UTILS.register_module()
@@ -127,7 +128,8 @@ class DeltaXYWHBBoxCoder:
                 hw = torch.as_tensor(max_shape, dtype=boxes.dtype, device=boxes.device)
             hw = hw.reshape(-1, hw.size(-1))[:, :2]
             if boxes.dim() < 4 or hw.size(0) != boxes.size(0):
-                raise ValueError(f'DeltaXYWHBBoxCoder.decode: per-image max_shape needs boxes with a leading batch '
+                # MMDetection asserts here: the error is both a ValueError and an AssertionError.
+                raise MMDetArgumentError(f'DeltaXYWHBBoxCoder.decode: per-image max_shape needs boxes with a leading batch '
                                  f'dim of the same size, got {hw.size(0)} shapes for boxes {tuple(boxes.shape)}')
             hw = hw.reshape(-1, *([1] * (boxes.dim() - 2)), 2)  # (B, 1, ..., 1, 2)
             # (x1, y1, x2, y2) upper bounds (w, h, w, h)

@@ -1,0 +1,9 @@
+"""Error types shared across layers (this module imports nothing from the package)."""
+
+
+class MMDetArgumentError(ValueError, AssertionError):
+    """A bad argument that MMDetection rejects with an ``assert``.
+
+    It is both a ``ValueError`` (what our code raises for bad input) and an ``AssertionError``
+    (what MMDetection raises there), so callers and tests written against either keep working.
+    """
