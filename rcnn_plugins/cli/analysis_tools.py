@@ -8,6 +8,7 @@ work is :mod:`rcnn_plugins.analysis`'s. One ``*_main(argv=None)`` per tool:
     eval_metric.py CONFIG results.pkl
     get_flops.py CONFIG [--shape 800 1333]
     pr_curve.py CONFIG results.pkl --out pr.png [--iou-thr 0.5]
+    coco_error_analysis.py RESULTS.json OUT_DIR --ann ANN.json [--extraplots] [--score-thr T] [--areas a b c]
 
 (``results.pkl`` from ``tools/test.py CONFIG CHECKPOINT --out results.pkl``; the commands taking a
 CONFIG take ``--cfg-options`` too.)
@@ -17,7 +18,6 @@ import json
 import os.path as osp
 
 from rcnn_plugins.fileio import atomic_write
-
 from .common import add_config_flags, load_config
 from .errors import UsageError, command
 
@@ -109,8 +109,12 @@ def confusion_matrix_parser() -> argparse.ArgumentParser:
 
 @command
 def confusion_matrix_main(argv=None):
-    from rcnn_plugins.analysis import (build_test_dataset, calculate_confusion_matrix, load_results,
-                                       plot_confusion_matrix)
+    from rcnn_plugins.analysis import (
+        build_test_dataset,
+        calculate_confusion_matrix,
+        load_results,
+        plot_confusion_matrix,
+    )
     args = confusion_matrix_parser().parse_args(argv)
     cfg = load_config(args.config, args)
     results = load_results(args.prediction_path)
@@ -201,3 +205,32 @@ def pr_curve_main(argv=None):
     for name, ap in curves['ap'].items():
         print(f'{name}: AP@{args.iou_thr:g} {ap:.4f}')
     return curves
+
+
+# ---- coco_error_analysis -------------------------------------------------------------------------
+def coco_error_analysis_parser() -> argparse.ArgumentParser:
+    from rcnn_plugins.analysis.coco_error_analysis import DEFAULT_AREAS
+    parser = argparse.ArgumentParser(description='COCO Error Analysis Tool: PR curves broken down into C75, C50, '
+                                     'Loc, Sim, Oth, BG and FN, as PNGs')
+    parser.add_argument('result', help='result file (json format) path')
+    parser.add_argument('out_dir', help='dir to save analyze result images')
+    parser.add_argument('--ann', default='data/coco/annotations/instances_val2017.json', help='annotation file path')
+    parser.add_argument('--types', type=str, nargs='+', default=['bbox'], help="result types (only 'bbox' here)")
+    parser.add_argument('--extraplots', action='store_true', help='export extra bar/stat plots')
+    parser.add_argument('--score-thr', type=float, default=None, help='drop detections scoring below this first')
+    parser.add_argument('--areas', type=int, nargs='+', default=list(DEFAULT_AREAS),
+                        help='area limits of small, medium and all (pixels^2)')
+    return parser
+
+
+@command
+def coco_error_analysis_main(argv=None):
+    from rcnn_plugins.analysis.coco_error_analysis import ERROR_TYPES, analyze_results
+    args = coco_error_analysis_parser().parse_args(argv)
+    results = analyze_results(args.result, args.ann, args.types, out_dir=args.out_dir, extraplots=args.extraplots,
+                              areas=args.areas, score_thr=args.score_thr)
+    for res_type, ps in results.items():
+        aps = ps[..., 0, 0].mean(axis=(1, 2))  # all areas: over recall points and classes
+        print(f'{res_type} (all classes, all areas): ' + ', '.join(f'{n} {v:.3f}' for n, v in zip(ERROR_TYPES, aps)))
+    print(f'plots in {args.out_dir}')
+    return results

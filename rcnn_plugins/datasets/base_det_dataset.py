@@ -75,6 +75,10 @@ class BaseDetDataset(BaseDataset):
             merged['palette'] = default_palette(len(merged['classes']))
         return merged
 
+    def _has_gt(self, data_info: dict) -> bool:
+        """Whether ``filter_empty_gt`` keeps the image: any instance, ignored ones included."""
+        return bool(data_info['instances'])
+
     def filter_data(self) -> List[dict]:
         """Apply ``filter_cfg`` (training only) and check that every kept image exists.
 
@@ -96,7 +100,7 @@ class BaseDetDataset(BaseDataset):
             min_size = self.filter_cfg.get('min_size', 0)
             kept, num_empty, num_small = [], 0, 0
             for data_info in data_list:
-                if filter_empty_gt and not data_info['instances']:
+                if filter_empty_gt and not self._has_gt(data_info):
                     num_empty += 1
                 elif min(data_info['width'], data_info['height']) < min_size:
                     num_small += 1

@@ -24,7 +24,7 @@ import json
 import math
 import os.path as osp
 from collections import Counter, defaultdict
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from mmengine import fileio
 from pycocotools.coco import COCO
@@ -115,6 +115,9 @@ class CocoDataset(BaseDetDataset):
         sanitizer = BoxSanitizer(self.ann_file, min_size=1)
         data_list = []
         for img_id, img_info in coco.imgs.items():
+            file_name = self._image_file(img_info)
+            if file_name is None:
+                continue
             width, height = img_info['width'], img_info['height']
             instances = []
             for ann in coco.imgToAnns.get(img_id, []):
@@ -131,10 +134,15 @@ class CocoDataset(BaseDetDataset):
                 instances.append(dict(bbox=[float(v) for v in bbox],
                                       bbox_label=self.cat2label[ann['category_id']],
                                       ignore_flag=1 if ann.get('iscrowd', 0) else 0))
-            data_list.append(dict(img_id=img_id, img_path=osp.join(prefix, img_info['file_name']),
+            data_list.append(dict(img_id=img_id, img_path=osp.join(prefix, file_name),
                                   height=height, width=width, instances=instances))
         sanitizer.report()
         return data_list
+
+    def _image_file(self, img_info: dict) -> Optional[str]:
+        """The image's path under the image prefix (``file_name``); None leaves the image out.
+        Subclasses whose files are laid out differently (Objects365 v2) override this."""
+        return img_info['file_name']
 
     def _check_structure(self, raw: dict) -> None:
         """Required keys and fields, box layout and category ids of every record (FATAL)."""

@@ -1,4 +1,4 @@
 """Model components. Importing this package registers every model class in ``MODELS`` and every
 task utility (assigners, samplers, coders, prior generators) in ``TASK_UTILS``."""
 from . import (backbones, data_preprocessors, dense_heads, detectors, layers, losses, necks,  # noqa: F401
-               roi_heads, task_modules)
+               roi_heads, task_modules, test_time_augs)

@@ -18,7 +18,7 @@ import difflib
 import os
 from typing import Optional, Tuple
 
-from ..fileio import hub_checkpoint_path
+from ..fileio import hub_checkpoint_path, mmengine_home
 
 _TABLES = {
     'torchvision://': 'torchvision', 'modelzoo://': 'torchvision',
@@ -64,7 +64,6 @@ def resolve_checkpoint(checkpoint: str) -> Optional[Tuple[str, str]]:
                            + (f'did you mean {", ".join(close)}?' if close else f'known names: {sorted(table)}'))
         url = table[name]
         if kind == 'openmmlab' and not url.startswith(('http://', 'https://')):
-            from ..fileio import mmengine_home
             return url, os.path.join(mmengine_home(), url)
     return url, hub_checkpoint_path(url)
 

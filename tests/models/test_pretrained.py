@@ -24,9 +24,13 @@ NAMES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _safe_schemes():
+    install_safe_loading()  # our CheckpointLoader schemes (an explicit call, as every entry point makes)
+
+
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):
-    install_safe_loading()  # our CheckpointLoader schemes (what every entry point installs)
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))
 
     def no_network(*args, **kwargs):
@@ -69,3 +73,10 @@ def test_cached_file_loads_through_init_cfg(torch_home, name):
     model.init_weights()
     for k, v in src.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_loader_never_downloads_a_missing_url(torch_home):
+    from mmengine.runner.checkpoint import CheckpointLoader
+    expected = os.path.join(str(torch_home), 'hub', 'checkpoints', 'resnext50_32x4d-7cdf4587.pth')
+    with pytest.raises(FileNotFoundError, match=f'place the file at {expected}'):
+        CheckpointLoader.load_checkpoint('torchvision://resnext50_32x4d')

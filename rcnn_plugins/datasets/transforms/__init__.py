@@ -4,7 +4,8 @@
 ``ProposalBroadcaster`` is accepted for MMDetection's Fast R-CNN configs. MMDetection's
 augmentations ``RandomCrop``, ``MinIoURandomCrop``, ``Expand``, ``PhotoMetricDistortion`` and
 ``FilterAnnotations`` keep boxes, labels and ignore flags aligned (``instance_ops``);
-``RandomChoiceResize`` / ``RandomResize`` are mmcv's, resolving their inner resize here.
+``RandomChoiceResize`` / ``RandomResize`` / ``TestTimeAug`` are mmcv's, resolving their inner
+transforms here.
 ``LoadImageFromFile``, ``LoadAnnotations``, ``Resize`` and ``RandomFlip`` extend mmcv's
 transforms of the same names; mmcv's other transforms (``Pad``, ``RandomResize``, ...) are
 reached through the parent registry.
@@ -22,7 +23,8 @@ from .random_choice_resize import RandomChoiceResize
 from .random_crop import RandomCrop
 from .random_resize import RandomResize
 from .resize import Resize
+from .test_time_aug import TestTimeAug
 
 __all__ = ['LoadImageFromFile', 'LoadImageFromNDArray', 'LoadAnnotations', 'LoadProposals', 'ProposalBroadcaster',
            'Resize', 'RandomFlip', 'PackDetInputs', 'RandomCrop', 'MinIoURandomCrop', 'Expand', 'PhotoMetricDistortion',
-           'FilterAnnotations', 'RandomChoiceResize', 'RandomResize']
+           'FilterAnnotations', 'RandomChoiceResize', 'RandomResize', 'TestTimeAug']

@@ -6,7 +6,9 @@ from .resnest import ResNeSt
 from .resnet import ResNet
 from .resnet_v1d import ResNetV1d
 from .resnext import ResNeXt
+from .swin import SwinTransformer
 from .timm_backbone import TIMMBackbone
 from .vgg import VGG
 
-__all__ = ['HRNet', 'RegNet', 'Res2Net', 'ResNeSt', 'ResNet', 'ResNetV1d', 'ResNeXt', 'TIMMBackbone', 'VGG']
+__all__ = ['HRNet', 'RegNet', 'Res2Net', 'ResNeSt', 'ResNet', 'ResNetV1d', 'ResNeXt', 'SwinTransformer',
+           'TIMMBackbone', 'VGG']

@@ -1,7 +1,8 @@
-"""Layers: NMS helpers, RoI feature ops (``RoIAlign``, ``RoIPool``, ``CropAndResize`` registered in
-``MODELS``), the CARAFE upsampler (``CARAFEPack``), ``FrozenBatchNorm2d``, ``NormedLinear`` (cosine classifier),
-``fuse_conv_bn`` (BN folded into convolutions for inference) and the deformable conv layers ``DCN`` /
-``DCNv2`` (mmcv's names, found by ``mmcv.cnn.build_conv_layer``)."""
+"""Layers: NMS helpers (``nms``, ``soft_nms``, ``nms_match``), RoI feature ops (``RoIAlign``,
+``RoIPool``, ``CropAndResize`` registered in ``MODELS``), the deformable conv layers ``DCN`` /
+``DCNv2`` (mmcv's names, found by ``mmcv.cnn.build_conv_layer``), the CARAFE upsampler
+(``CARAFEPack``), ``FrozenBatchNorm2d``, ``NormedLinear`` (cosine classifier) and ``fuse_conv_bn``
+(BN folded into convolutions for inference)."""
 from .carafe import CARAFEPack
 from .crop_and_resize import CropAndResize
 from .deform_conv import DeformConv2dPack
