@@ -10,9 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.conv_ws import ConvAWS2d
-from torchvision.ops import deform_conv2d
 
 from .conv_registry import register_conv_layer
+from .deform_conv import safe_deform_conv2d
 
 
 @register_conv_layer('SAC')
@@ -56,8 +56,8 @@ class SAConv2d(ConvAWS2d):
         padding = tuple(scale * p for p in self.padding)
         dilation = tuple(scale * d for d in self.dilation)
         if self.use_deform:
-            return deform_conv2d(x, offset_conv(avg_x), weight, None, stride=self.stride, padding=padding,
-                                 dilation=dilation)
+            return safe_deform_conv2d(x, offset_conv(avg_x), weight, None, stride=self.stride, padding=padding,
+                                      dilation=dilation)
         return F.conv2d(x, weight, None, self.stride, padding, dilation, self.groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
