@@ -1,4 +1,5 @@
-"""Detectors: the two-stage detector, Faster R-CNN, Cascade R-CNN, Fast R-CNN (given proposals) and the proposal-only RPN."""
+"""Detectors: the two-stage detector, Faster R-CNN, Cascade R-CNN, Fast R-CNN (given proposals) and the
+proposal-only RPN."""
 from .base import BaseDetector
 from .cascade_rcnn import CascadeRCNN
 from .fast_rcnn import FastRCNN

@@ -1,5 +1,6 @@
 """Layers: NMS helpers, RoI feature ops (``RoIAlign``, ``RoIPool``, ``CropAndResize`` registered in
-``MODELS``), ``FrozenBatchNorm2d``, ``NormedLinear`` (cosine classifier) and ``fuse_conv_bn`` (BN folded into convolutions for inference)."""
+``MODELS``), ``FrozenBatchNorm2d``, ``NormedLinear`` (cosine classifier) and ``fuse_conv_bn`` (BN folded
+into convolutions for inference)."""
 from .crop_and_resize import CropAndResize
 from .frozen_bn import FrozenBatchNorm2d
 from .fuse_conv_bn import fuse_conv_bn
