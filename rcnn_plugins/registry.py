@@ -14,6 +14,7 @@ and from the command-line tools for mmengine's own lookups: an MMDetection type 
 is named as such (pointing to docs/MMDET_DIFFERENCES.md), never answered with a different
 component of a similar name; a typo gets the registered names within an edit or two.
 """
+import difflib
 import re
 from typing import List, Optional
 
@@ -146,6 +147,56 @@ FOREIGN_SCOPE_ALIASES = {'mmpretrain': ('TIMMBackbone',)}
 def _installed(package: str) -> bool:
     import importlib.util
     return importlib.util.find_spec(package) is not None
+
+
+#: config keys whose ``type`` is not a registry name (``nms=dict(type='nms', iou_threshold=...)``)
+_NOT_REGISTRY_TYPES = ('nms', )
+
+
+def _all_registries() -> List[MMEngineRegistry]:
+    """Our registries and every mmengine root registry (FUNCTIONS, ...), each once."""
+    import mmengine.registry as roots
+    found = {id(r): r for r in _ALL}
+    for value in vars(roots).values():
+        if isinstance(value, MMEngineRegistry):
+            found.setdefault(id(value), value)
+    return list(found.values())
+
+
+def _nearest_registry_hint(obj_type: str) -> str:
+    """:func:`unknown_type_hint`'s line for ``obj_type``, naming the registry of ours that holds
+    the most similar name."""
+    def best(registry):
+        close = difflib.get_close_matches(obj_type, _names(registry), n=1, cutoff=0.0)
+        return difflib.SequenceMatcher(None, obj_type, close[0]).ratio() if close else 0.0
+    registry = max((r for r in _ALL if r.module_dict or r.parent is not None), key=best)
+    return unknown_type_hint(f'{obj_type} is not in the {registry.scope}::{registry.name} registry') or \
+        f'type={obj_type!r} is not a registered type'
+
+
+def check_config_types(cfg) -> None:
+    """Raise ``KeyError`` (one line, the nearest names) for the first ``type='X'`` in ``cfg`` that no
+    registry knows, before anything is built (the Runner logs the whole config before it builds the
+    model, so the error would come after hundreds of lines). Scoped types (``'mmdet.X'``) and
+    non-string types are left to mmengine."""
+    registries = _all_registries()
+    known = set()
+    for registry in registries:
+        known.update(_names(registry))
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            obj_type = node.get('type')
+            if isinstance(obj_type, str) and '.' not in obj_type and obj_type not in known \
+                    and path.split('.')[-1] not in _NOT_REGISTRY_TYPES:
+                raise KeyError(f'{path}: {_nearest_registry_hint(obj_type)}')
+            for key, value in node.items():
+                walk(value, f'{path}.{key}' if path else str(key))
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f'{path}.{i}')
+
+    walk(dict(cfg.items()) if hasattr(cfg, 'items') else cfg, '')
 
 
 class Registry(MMEngineRegistry):

@@ -33,12 +33,12 @@ def image_file(tmp_path_factory):
 
 def test_checkpoint_round_trip(small_cfg, tmp_path):
     torch.manual_seed(0)
-    model = init_detector(small_cfg)
+    model = init_detector(small_cfg, exact=True)
     ckpt = tmp_path / 'model.pth'
     torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': {'classes': ('a', 'b', 'c', 'd')}}},
                ckpt)
     torch.manual_seed(1)  # a different random init, overwritten by the checkpoint
-    loaded = init_detector(small_cfg, str(ckpt))
+    loaded = init_detector(small_cfg, str(ckpt), exact=True)
     assert not loaded.training
     assert loaded.dataset_meta == {'classes': ('a', 'b', 'c', 'd')}
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):

@@ -54,7 +54,7 @@ def perturb_norms(model, seed=1):
 def checkpoint(tmp_path_factory):
     """Random but non-trivial weights saved as the Runner does (with class names)."""
     torch.manual_seed(0)
-    inferencer = DetInferencer(CONFIG, device='cpu', show_progress=False)
+    inferencer = DetInferencer(CONFIG, device='cpu', show_progress=False, exact=True)  # its state_dict is saved
     perturb_norms(inferencer.model)
     path = str(tmp_path_factory.mktemp('ckpt') / 'model.pth')
     torch.save({'state_dict': inferencer.model.state_dict(), 'meta': {'dataset_meta': {'classes': CLASSES}}}, path)

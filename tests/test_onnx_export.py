@@ -53,7 +53,7 @@ def demo(tmp_path_factory):
     cfg = Config.fromfile(DEMO)
     cfg.merge_from_dict(OPTIONS)
     cfg.test_dataloader.dataset.pipeline[1].scale = PIPELINE_SCALE
-    model = init_detector(cfg)
+    model = init_detector(cfg, exact=True)  # the plain model: its state_dict is saved below
     with torch.no_grad():  # spread the random scores and boxes so detections differ
         model.rpn_head.rpn_cls.weight.normal_(0, 0.1)
         model.roi_head.bbox_head.fc_cls.weight.mul_(50)

@@ -102,8 +102,9 @@ def test_deep_stem_and_avg_down_layout():
         ['stem.0.weight', 'stem.1.weight', 'stem.3.weight', 'stem.4.weight', 'stem.6.weight', 'stem.7.weight']
     assert isinstance(model.layer2[0].downsample[0], torch.nn.AvgPool2d)
     assert model.layer2[0].downsample[1].stride == (1, 1)
-    # layer1 has stride 1: no pooling there, plain 1x1 conv + norm
-    assert 'layer1.0.downsample.0.weight' in keys and 'layer1.0.downsample.1.running_mean' in keys
+    # layer1 has stride 1: MMDetection still puts a (1x1, identity) pool first, so its keys are
+    # downsample.1 (conv) and downsample.2 (norm), as in MMDetection's ResNeSt / Res2Net checkpoints.
+    assert 'layer1.0.downsample.1.weight' in keys and 'layer1.0.downsample.2.running_mean' in keys
     outs = model(torch.randn(1, 3, 64, 96))
     assert [tuple(o.shape[-2:]) for o in outs] == [(16, 24), (8, 12), (4, 6), (2, 3)]
 
@@ -180,8 +181,8 @@ def test_default_init_kaiming_and_zero_init_residual():
 def test_bad_arguments_raise_clear_errors():
     with pytest.raises(KeyError, match=r'allowed depths: \[18, 34, 50, 101, 152\]'):
         ResNet(depth=42)
-    with pytest.raises(NotImplementedError, match='dcn'):
-        ResNet(depth=50, dcn=dict(type='DCNv2'))
+    with pytest.raises(ValueError, match='stage_with_dcn'):
+        ResNet(depth=50, dcn=dict(type='DCNv2'), stage_with_dcn=(False, True))
     with pytest.raises(ValueError, match='style'):
         ResNet(depth=50, style='tf')
     # The block on its own refuses it too (MMDetection's Bottleneck accepts only 'pytorch' and 'caffe').

@@ -226,7 +226,7 @@ def test_softmax_objectness():
     assert all(torch.isfinite(v) for v in losses['loss_rpn_cls'])
 
 
-# ---------------------------------------------------------------- MMDetection parity (issue 12)
+# ---------------------------------------------------------------- MMDetection parity
 def test_loss_is_one_value_per_level_and_forward_takes_any_iterable():
     """As MMDetection: ``loss_rpn_cls`` / ``loss_rpn_bbox`` are lists with one scalar per level, each
     averaged over the sampled anchors of the whole batch, so they sum to the single-level total.

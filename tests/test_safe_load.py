@@ -122,10 +122,10 @@ def test_safetensors_round_trip(tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(other.state_dict()[key], value), key
     # A whole detector through init_detector.
-    detector = init_detector(DEMO)
+    detector = init_detector(DEMO, exact=True)
     det_path = str(tmp_path / 'det.safetensors')
     save_safetensors(detector.state_dict(), det_path)
-    loaded = init_detector(DEMO, det_path)
+    loaded = init_detector(DEMO, det_path, exact=True)
     for key, value in detector.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
 
@@ -134,7 +134,7 @@ def test_safetensors_round_trip(tmp_path):
 
 def test_init_detector(tmp_path):
     marker = tmp_path / 'pwned'
-    model = init_detector(DEMO)
+    model = init_detector(DEMO, exact=True)
     path = write_evil(tmp_path / 'det.pth', {'state_dict': model.state_dict(), 'meta': {}}, marker)
     with pytest.raises(UnsafeCheckpointError) as err:
         init_detector(DEMO, path)

@@ -3,6 +3,7 @@
     python tools/benchmark.py                       # CPU: fp32, fp32 fast path, bf16 fast path
     python tools/benchmark.py --device cuda --infer-batches 2 8 --train-batch 2 --variants fp32 amp-fast
     python tools/benchmark.py --profile --only infer --profile-variant fp32
+    python tools/benchmark.py --cpu-table          # every CPU path incl. ONNX Runtime / OpenVINO / int8
 
 Rows: inference at batch 1 and 4 and one training step at batch 2 (800x1333), each in every
 variant (fp32 / bf16 (fp16 on CUDA), eager / fast path: see rcnn_plugins/benchmark/variants.py),
@@ -19,4 +20,8 @@ from rcnn_plugins.benchmark.cli import build_parser, format_table, main, run_ben
 from rcnn_plugins.benchmark.models import build_models, load_config, tv_kwargs_from_config  # noqa: E402,F401
 
 if __name__ == '__main__':
-    main()
+    if '--cpu-table' in sys.argv[1:]:  # the CPU latency table: rcnn_plugins/benchmark/cpu_table.py
+        from rcnn_plugins.benchmark.cpu_table import main as cpu_table_main
+        cpu_table_main()
+    else:
+        main()

@@ -83,7 +83,8 @@ def plot_curve(log_files: Sequence[str], keys: Optional[Sequence[str]] = None, o
                legend: Optional[Sequence[str]] = None, title: Optional[str] = None):
     """Plot ``keys`` of each log in one figure (one subplot per x-axis kind); save to ``out``.
 
-    ``keys`` None: :func:`default_curve_keys` of the first log. Returns the matplotlib figure. ``legend`` names each (log, key) line; by default
+    ``keys`` None: :func:`default_curve_keys` of the first log.
+    Returns the matplotlib figure. ``legend`` names each (log, key) line; by default
     ``<log file name>: <key>`` (just ``<key>`` for one log).
     """
     import matplotlib

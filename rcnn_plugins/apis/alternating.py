@@ -37,10 +37,10 @@ import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 
+from ..config_utils import enter_default_scope, leaf_datasets
 from ..engine import build_runner
 from ..fileio import atomic_write, load_checkpoint_file
 from .inference import init_detector
-from ..config_utils import enter_default_scope, leaf_datasets
 from .proposals import generate_proposal_files, proposal_file_names
 
 STAGES = ('stage1_rpn', 'stage2_rcnn', 'stage3_rpn', 'stage4_rcnn')
@@ -218,7 +218,8 @@ def _write_proposals(cfg: Config, k: int, work_dir: str) -> None:
     """Proposals of stage ``k``'s RPN for the training images, with ``train_cfg.rpn_proposal``."""
     paths = stage_paths(work_dir, k, cfg)
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model = init_detector(stage_config(cfg, k, work_dir), paths['ckpt'], device=device)
+    # exact: these proposals are training data; keep them independent of the inference fast path
+    model = init_detector(stage_config(cfg, k, work_dir), paths['ckpt'], device=device, exact=True)
     out = osp.join(paths['dir'], 'proposals_train.pkl')
     generate_proposal_files(model, cfg, out, split='train', proposal_cfg=cfg.model.train_cfg.rpn_proposal)
 

@@ -17,6 +17,7 @@ images (:mod:`rcnn_plugins.apis.slicing`). ``tta=True`` runs test-time augmentat
 (:mod:`rcnn_plugins.apis.tta`: the config's ``tta_model`` / ``tta_pipeline``, else flip + no
 flip), one image per forward pass.
 """
+import os.path as osp
 import sys
 import warnings
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -29,13 +30,16 @@ from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData
 from tqdm import tqdm
 
+from ..config_utils import num_classes as config_num_classes
 from ..datasets.transforms.loading import to_bgr_uint8
+from ..deployment.backends import BackendPredictor, require_backend
 from ..registry import DATASETS, MODELS, TRANSFORMS, build_or_use
 from ..structures import DetDataSample
 from ..visualization import DetLocalVisualizer
 from .batching import batch_by_shape, group_by_shape
 from .inference import get_test_pipeline_cfg, init_detector
-from .inputs import InputItem, InputsType, check_array, collect_inputs
+from .inference_path import inference_autocast
+from .inputs import InputItem, InputsType, check_array, collect_inputs, missing_input_error
 from .results import CocoResultsWriter, OutputWriter, pred_to_dict
 from .slicing import check_slice_cfg, sliced_predict
 from .video import VideoReader
@@ -56,21 +60,39 @@ class DetInferencer:
         show_progress: show a progress bar (images per second) while running.
         classes: class names, overriding those stored in the checkpoint or config.
         tta: test-time augmentation (see the module docstring).
+        exact: run the model as built; by default the fastest path equal to it to float rounding
+            is used and logged (:mod:`rcnn_plugins.apis.inference_path`).
+        amp: bf16 autocast + channels-last on a CPU with native bf16 (refused elsewhere), fp16 on a GPU.
+        backend: ``'pytorch'`` (default), ``'onnxruntime'`` or ``'openvino'``: the model exported on
+            first use (cached next to the weights) and run on that runtime's CPU device, fp32
+            (:mod:`rcnn_plugins.deployment.backends`).
+        onnx_path: with an exported backend, run this ONNX file (e.g. the int8 model of
+            ``tools/deployment/quantize.py``) instead of the cached export.
     """
 
     def __init__(self, model: Union[str, Config], weights: Optional[str] = None, device: Optional[str] = None,
                  palette: str = 'none', show_progress: bool = True,
-                 classes: Optional[Sequence[str]] = None, tta: bool = False) -> None:
+                 classes: Optional[Sequence[str]] = None, tta: bool = False, exact: bool = False,
+                 amp: bool = False, backend: str = 'pytorch', onnx_path: Optional[str] = None) -> None:
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
         logger = MMLogger.get_current_instance()
         level = logger.level
         if weights is None:
             logger.setLevel('WARNING')  # random init logs every parameter's initialiser
+        require_backend(backend)
+        exported = backend != 'pytorch'
+        if tta and exported:
+            raise ValueError(f'tta=True runs the PyTorch model over several views; it cannot be combined with '
+                             f"backend={backend!r}: use backend='pytorch' with tta, or drop tta")
         try:
-            self.model = init_detector(model, weights, device=device)
+            # An exported backend is exported from the model as built (the runtime optimises it).
+            self.model = init_detector(model, weights, device=device, exact=exact or exported, amp=amp and not exported)
         finally:
             logger.setLevel(level)
+        self.backend = backend
+        self._backend = (BackendPredictor(self.model, backend, weights, onnx_path=onnx_path)
+                         if exported else None)
         self.cfg = self.model.cfg
         self.device = device
         self.show_progress = show_progress
@@ -92,7 +114,7 @@ class DetInferencer:
 
     def _resolve_classes(self, classes: Optional[Sequence[str]]) -> Tuple[str, ...]:
         """``classes`` > checkpoint ``dataset_meta`` > the config's dataset > ``class i``."""
-        num_classes = self.cfg.model.roi_head.bbox_head.num_classes
+        num_classes = config_num_classes(self.cfg)  # Cascade's list of heads and RPN-only configs too
         dataset = (self.cfg.get('test_dataloader') or self.cfg.get('val_dataloader') or {}).get('dataset', {})
         dataset_type = dataset.get('type')
         sources = [('--classes', classes),
@@ -126,8 +148,11 @@ class DetInferencer:
     @torch.no_grad()
     def _forward(self, packed: List[dict]) -> List[DetDataSample]:
         """One forward pass; predictions in each input image's pixels, on the CPU."""
+        if self._backend is not None:
+            return self._backend.test_step(pseudo_collate(packed))
         model = self.model if self.tta_model is None else self.tta_model
-        return [result.cpu() for result in model.test_step(pseudo_collate(packed))]
+        with inference_autocast(self.model, self.device):
+            return [result.cpu() for result in model.test_step(pseudo_collate(packed))]
 
     def predict_arrays(self, imgs: List[np.ndarray]) -> List[DetDataSample]:
         """Predict BGR images (H, W, 3): one forward pass per group of one padded shape
@@ -181,6 +206,8 @@ class DetInferencer:
 
     def _skip(self, item: InputItem, err: Exception, progress: tqdm) -> None:
         what = item.path or f'array input {item.name}'
+        if item.path is not None and not item.is_video and not osp.exists(item.path):
+            err = missing_input_error(item)  # not the loader's training hint about data_root
         self.skipped.append(what)
         progress.write(f'WARNING: skipped {what}: {err}', file=sys.stderr)
         progress.update(1)

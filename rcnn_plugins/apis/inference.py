@@ -19,16 +19,16 @@ from mmengine.runner import load_checkpoint
 from ..config_utils import enter_default_scope, merge_overrides, test_pipeline_cfg
 from ..engine import setup_runtime
 from ..fileio import allow_unsafe_load
-from ..models.fast_inference import prepare_for_inference
 from ..registry import MODELS
 from ..structures import DetDataSample
+from .inference_path import apply_inference_path, choose_inference_path, inference_autocast
 
 ImageType = Union[str, Path, np.ndarray]
 
 
 def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
                   cfg_options: Optional[dict] = None, unsafe_load: bool = False, fuse_conv_bn: bool = False,
-                  channels_last: bool = False) -> torch.nn.Module:
+                  channels_last: bool = False, exact: bool = False, amp: bool = False) -> torch.nn.Module:
     """Build the detector of a config, load a checkpoint into it and put it in eval mode.
 
     Args:
@@ -41,9 +41,14 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
             beyond tensors, numpy and mmengine's history, see
             :mod:`rcnn_plugins.fileio.safe_load`) with ``weights_only=False``. It can run code:
             only for files you trust.
-        fuse_conv_bn, channels_last: the inference fast path (BN folded into the convolutions,
-            NHWC tensors), see :func:`rcnn_plugins.models.fast_inference.prepare_for_inference`;
-            results change only by float rounding.
+        exact: run the model as built. By default the fastest path whose predictions equal the
+            plain model's to float rounding is applied and logged (on a CPU: BN folded into the
+            convolutions + channels-last; see :mod:`rcnn_plugins.apis.inference_path`). The fused
+            model's ``state_dict`` keys differ: load with ``exact=True`` to save or train it.
+        amp: autocast in :func:`inference_detector`: bf16 + channels-last on a CPU with native bf16
+            (refused with the reason elsewhere), fp16 on a GPU.
+        fuse_conv_bn, channels_last: ask for exactly these switches instead of the default choice
+            (see :func:`rcnn_plugins.models.fast_inference.prepare_for_inference`).
 
     The class names stored in the checkpoint's ``meta.dataset_meta`` (written by the Runner) are
     attached as ``model.dataset_meta`` so predictions can be named.
@@ -67,8 +72,11 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
             model.dataset_meta = None
     model = model.to(device).eval()
     if fuse_conv_bn or channels_last:
-        prepare_for_inference(model, fuse_conv_bn=fuse_conv_bn, channels_last=channels_last)
-    return model
+        path = dict(fuse_conv_bn=fuse_conv_bn, channels_last=channels_last, autocast=None,
+                    reason=f'as asked: fuse_conv_bn={fuse_conv_bn}, channels_last={channels_last}')
+    else:
+        path = choose_inference_path(device, exact=exact, amp=amp)
+    return apply_inference_path(model, path)
 
 
 def get_test_pipeline_cfg(cfg: Config) -> List[dict]:
@@ -106,5 +114,6 @@ def inference_detector(model: torch.nn.Module,
             pipelines[from_array] = _test_pipeline(model.cfg, from_array)
         data = dict(img=img, img_id=i) if from_array else dict(img_path=str(img), img_id=i)
         data = pipelines[from_array](data)
-        results.extend(model.test_step(pseudo_collate([data])))
+        with inference_autocast(model):
+            results.extend(model.test_step(pseudo_collate([data])))
     return results[0] if single else results

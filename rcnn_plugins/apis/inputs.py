@@ -31,12 +31,14 @@ class InputItem:
         array: the image (H, W[, C]) for in-memory inputs.
         is_video: frames are read with OpenCV and written back as a video.
         fps: a video's frame rate, set when it is opened.
+        origin: where the path came from when a list file named it (``list.txt, line 7``).
     """
     name: str
     path: Optional[str] = None
     array: Optional[np.ndarray] = None
     is_video: bool = False
     fps: Optional[float] = None
+    origin: Optional[str] = None
 
 
 def check_array(array: np.ndarray) -> np.ndarray:
@@ -88,17 +90,27 @@ def _from_list_file(list_file: str) -> List[InputItem]:
     base = osp.dirname(osp.abspath(list_file))
     items = []
     with open(list_file) as f:
-        for line in f:
+        for lineno, line in enumerate(f, 1):
             path = line.strip()
             if not path or path.startswith('#'):
                 continue
             if not osp.isabs(path) and not osp.exists(path) and osp.exists(osp.join(base, path)):
                 path = osp.join(base, path)
-            items.append(_file_item(path, None))
+            item = _file_item(path, None)
+            item.origin = f'{list_file}, line {lineno}'
+            items.append(item)
     if not items:
         raise FileNotFoundError(f'list file {list_file} names no images or videos (one path per line; '
                                 'blank lines and # comments are skipped)')
     return items
+
+
+def missing_input_error(item: InputItem) -> FileNotFoundError:
+    """The error for an input file that does not exist, naming the list file and line it came from."""
+    if item.origin:
+        return FileNotFoundError(f'no such file (named in {item.origin}; relative paths are tried from the '
+                                 'current folder, then from the list file\'s folder)')
+    return FileNotFoundError('no such file')
 
 
 def collect_inputs(inputs: InputsType, recursive: bool = False) -> List[InputItem]:

@@ -115,5 +115,5 @@ def gen_proposals(config: Union[str, Config], checkpoint: str, out: str, split: 
     """``tools/misc/gen_proposals.py``: load a trained RPN / Faster R-CNN and write its proposal file(s)."""
     cfg = load_config(config, cfg_options)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model = init_detector(cfg, checkpoint, device=device)
+    model = init_detector(cfg, checkpoint, device=device, exact=True)  # training data: the plain model
     return generate_proposal_files(model, cfg, out, split)

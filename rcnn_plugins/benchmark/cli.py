@@ -3,7 +3,7 @@
 Rows: for each variant (``variants.py``: fp32 / bf16 (fp16 on a GPU), eager / fast path) and
 kind (inference at each ``--infer-batches``, one training step at ``--train-batch``) both models
 run interleaved on the same batch. Each row gives ours/torchvision in that same variant, and,
-for the targets of issue 10, ours against torchvision's eager fp32 row of the same batch.
+for the speed targets (docs/SPEED.md), ours against torchvision's eager fp32 row of the same batch.
 """
 import argparse
 import json

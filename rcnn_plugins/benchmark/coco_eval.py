@@ -67,6 +67,7 @@ def evaluate(backend: str, gt_path: str, samples: Sequence[DetDataSample], class
              ) -> Tuple[Dict[str, float], float]:
     """``CocoMetric(backend=backend)`` over ``samples``; returns (metrics, seconds of ``evaluate``)."""
     from mmengine.evaluator import Evaluator
+
     from ..evaluation import CocoMetric
     evaluator = Evaluator(dict(type=CocoMetric, ann_file=gt_path, backend=backend))
     evaluator.dataset_meta = dict(classes=tuple(classes))

@@ -39,13 +39,14 @@ def make_batch(batch, size, num_gts=8, num_classes=80, seed=0):
 def ours_data(batch):
     """Fresh input dict for our detector (the model writes predictions into the samples)."""
     from mmengine.structures import InstanceData
+
     from rcnn_plugins.structures import DetDataSample
     h, w = batch['size']
     samples = []
-    for i, (b, l) in enumerate(zip(batch['boxes'], batch['labels'])):
+    for i, (b, labels) in enumerate(zip(batch['boxes'], batch['labels'])):
         s = DetDataSample(metainfo=dict(img_id=i, img_path=f'bench_{i}.jpg', ori_shape=(h, w), img_shape=(h, w),
                                         scale_factor=(1.0, 1.0), flip=False, flip_direction=None))
-        s.gt_instances = InstanceData(bboxes=b.clone(), labels=l.clone())
+        s.gt_instances = InstanceData(bboxes=b.clone(), labels=labels.clone())
         s.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
         samples.append(s)
     # The config's preprocessor converts BGR -> RGB, so hand it BGR pixels of the same image.
@@ -53,7 +54,7 @@ def ours_data(batch):
 
 
 def tv_data(batch):
-    targets = [dict(boxes=b.clone(), labels=l + 1) for b, l in zip(batch['boxes'], batch['labels'])]
+    targets = [dict(boxes=b.clone(), labels=labels + 1) for b, labels in zip(batch['boxes'], batch['labels'])]
     return dict(images=list(batch['images']), targets=targets)
 
 

@@ -69,7 +69,8 @@ def memory_child(args):
         fn()
         if args.mode == 'train':
             fn = stepper.train_fn()
-    out = dict(which=args.which, mode=args.mode, variant=args.variant, batch=args.batch, base_rss_mb=(base_rss_kb or 0) / 1024,
+    out = dict(which=args.which, mode=args.mode, variant=args.variant, batch=args.batch,
+               base_rss_mb=(base_rss_kb or 0) / 1024,
                hwm_reset=reset_ok)
     hwm = _proc_status_kb('VmHWM')
     if hwm is None:   # not Linux: ru_maxrss (kB on Linux, bytes on macOS)

@@ -81,6 +81,7 @@ def build_ours(cfg, device='cpu'):
     if hasattr(model, 'init_weights'):
         # mmengine logs one line per initialised tensor; keep the benchmark output readable.
         import logging
+
         from mmengine.logging import MMLogger
         logger = MMLogger.get_current_instance()
         level = logger.level

@@ -2,6 +2,7 @@
 (preprocess, backbone, neck, rpn, roi and their parts) marked as record_function ranges."""
 import os
 
+
 def _stage_wrappers(name, model):
     """Wrap the big stages of a model in record_function ranges (profile mode only)."""
     from torch.profiler import record_function

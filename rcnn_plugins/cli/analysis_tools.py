@@ -18,7 +18,6 @@ import json
 import os.path as osp
 
 from rcnn_plugins.fileio import atomic_write
-
 from .common import add_config_flags, load_config
 from .errors import UsageError, command
 
@@ -110,8 +109,12 @@ def confusion_matrix_parser() -> argparse.ArgumentParser:
 
 @command
 def confusion_matrix_main(argv=None):
-    from rcnn_plugins.analysis import (build_test_dataset, calculate_confusion_matrix, load_results,
-                                       plot_confusion_matrix)
+    from rcnn_plugins.analysis import (
+        build_test_dataset,
+        calculate_confusion_matrix,
+        load_results,
+        plot_confusion_matrix,
+    )
     args = confusion_matrix_parser().parse_args(argv)
     cfg = load_config(args.config, args)
     results = load_results(args.prediction_path)

@@ -14,7 +14,6 @@ import json
 import sys
 
 from rcnn_plugins.fileio import atomic_write
-
 from .common import add_config_flags, load_config, unsafe_load
 from .errors import command
 
@@ -72,8 +71,8 @@ def run_onnx_main(argv=None) -> list:
     args = run_onnx_parser().parse_args(argv)
     detector = ONNXDetector(args.model, args.config, threads=args.threads)
     result = detector(args.image, score_thr=args.score_thr)
-    records = [dict(label=int(l), score=round(float(s), 5), bbox=[round(float(v), 2) for v in b])
-               for b, s, l in zip(result['bboxes'], result['scores'], result['labels'])]
+    records = [dict(label=int(label), score=round(float(score), 5), bbox=[round(float(v), 2) for v in box])
+               for box, score, label in zip(result['bboxes'], result['scores'], result['labels'])]
     for rec, name in zip(records, result.get('classes') or [None] * len(records)):
         if name is not None:
             rec['class'] = name

@@ -4,9 +4,14 @@
         [--batch-size N] [--classes A B ...] [--recursive] [--coco-json FILE [--ann-file ANN]]
         [--slice H W [--overlap 0.2] [--slice-merge nmm|nms] [--slice-match-metric ios|iou]
          [--slice-match-thr 0.5] [--slice-full-image]] [--no-save-vis] [--no-save-pred]
-        [--cfg-options k=v ...] [--unsafe-load] [--tta]
+        [--cfg-options k=v ...] [--unsafe-load] [--tta] [--exact] [--amp] [--backend B]
+        [--launcher none|pytorch] [--resume]
+
+Over several processes / GPUs: ``torchrun --nproc-per-node N tools/infer.py ... --launcher pytorch``
+(or ``tools/dist_infer.sh``); see :mod:`rcnn_plugins.apis.sharded`.
 """
 import argparse
+import sys
 from typing import Optional, Sequence
 
 from .common import add_config_flags, load_config, unsafe_load
@@ -54,8 +59,28 @@ def infer_parser() -> argparse.ArgumentParser:
     sliced.add_argument('--slice-nms-iou-thr', type=float, default=0.5, help='IoU threshold of nms (default 0.5)')
     sliced.add_argument('--slice-full-image', action='store_true',
                         help='also run the whole (resized) image once and merge it with the tiles')
+    scale = parser.add_argument_group('many images: several processes, resumable runs')
+    scale.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
+                       help='pytorch: one shard of the inputs per torchrun process; rank 0 merges --coco-json')
+    scale.add_argument('--resume', action='store_true',
+                       help='skip images whose OUT/preds file exists and is complete (outputs are written '
+                            'atomically, so a killed run resumes where it stopped)')
     add_config_flags(parser)
+    add_inference_path_args(parser)
     return parser
+
+
+def add_inference_path_args(parser: argparse.ArgumentParser) -> None:
+    """--exact / --amp: how the model runs (rcnn_plugins.apis.inference_path)."""
+    group = parser.add_argument_group('inference path (default: the fastest path equal to the plain model to '
+                                      'float rounding: BN folded + channels-last on a CPU)')
+    group.add_argument('--exact', action='store_true', help='run the model as built (no BN folding, NCHW)')
+    group.add_argument('--amp', action='store_true',
+                       help='bf16 autocast + channels-last on a CPU with native bf16 (AVX-512 BF16 / AMX; refused '
+                            'on other CPUs), fp16 on a GPU; scores change by ~1e-2')
+    group.add_argument('--backend', choices=['pytorch', 'onnxruntime', 'openvino'], default='pytorch',
+                       help='run the exported model on onnxruntime or OpenVINO (exported on first use, cached '
+                            'next to the checkpoint; default: pytorch)')
 
 
 def _split_positionals(args: argparse.Namespace) -> None:
@@ -82,17 +107,76 @@ def infer_main(argv: Optional[Sequence[str]] = None) -> dict:
     """Parse ``argv`` and run :class:`rcnn_plugins.apis.DetInferencer`; returns its output dict."""
     args = infer_parser().parse_args(argv)
     _split_positionals(args)
-    from rcnn_plugins.apis import DetInferencer  # after parsing: --help stays fast
+    if args.launcher != 'none' or args.resume:
+        return _sharded_main(args)
     slice_cfg = None
     if args.slice is not None:
         slice_cfg = dict(slice_hw=tuple(args.slice), overlap=args.overlap, merge=args.slice_merge,
                          match_metric=args.slice_match_metric, match_thr=args.slice_match_thr,
                          nms_iou_thr=args.slice_nms_iou_thr, full_image=args.slice_full_image)
-    cfg = load_config(args.config, args)
     with unsafe_load(args):
-        inferencer = DetInferencer(cfg, args.checkpoint, device=args.device, classes=args.classes,
-                                   tta=args.tta)
-        return inferencer(args.inputs, batch_size=args.batch_size, out_dir=args.out_dir,
-                          pred_score_thr=args.score_thr, no_save_vis=args.no_save_vis,
-                          no_save_pred=args.no_save_pred, recursive=args.recursive, slice_cfg=slice_cfg,
-                          coco_json=args.coco_json, ann_file=args.ann_file)
+        inferencer = _inferencer(args, args.device)
+        outputs = inferencer(args.inputs, batch_size=args.batch_size, out_dir=args.out_dir,
+                             pred_score_thr=args.score_thr, no_save_vis=args.no_save_vis,
+                             no_save_pred=args.no_save_pred, recursive=args.recursive, slice_cfg=slice_cfg,
+                             coco_json=args.coco_json, ann_file=args.ann_file)
+    if not outputs['predictions']:
+        raise UsageError(f'nothing was predicted: none of the {len(inferencer.skipped)} input(s) could be read '
+                         '(see the warnings above)')
+    return outputs
+
+
+def _inferencer(args: argparse.Namespace, device: Optional[str]):
+    """The DetInferencer the flags ask for (config overrides checked, inference path chosen)."""
+    from rcnn_plugins.apis import DetInferencer  # after parsing: --help stays fast
+    from rcnn_plugins.apis.inference_path import AmpUnavailableError
+    from rcnn_plugins.deployment.backends import MissingExtraError
+    cfg = load_config(args.config, args)
+    try:
+        return DetInferencer(cfg, args.checkpoint, device=device, classes=args.classes, tta=args.tta,
+                             exact=args.exact, amp=args.amp, backend=args.backend)
+    except (AmpUnavailableError, MissingExtraError) as err:
+        raise UsageError(str(err)) from None
+
+
+def _sharded_main(args: argparse.Namespace) -> dict:
+    """``--launcher pytorch`` / ``--resume``: this process's shard, atomic outputs, rank 0 merges."""
+    if args.slice is not None or args.no_save_pred:
+        raise UsageError('--launcher / --resume need the per-image prediction files and do not slice: '
+                         'drop --slice / --no-save-pred')
+    from rcnn_plugins.apis.sharded import dist_env, merge_coco, predict_shard
+    rank, world, local_rank = dist_env() if args.launcher == 'pytorch' else (0, 1, 0)
+    device = args.device
+    if world > 1:
+        import torch
+        import torch.distributed as dist
+        if device is None:
+            device = f'cuda:{local_rank}' if torch.cuda.is_available() else 'cpu'
+        if device.startswith('cuda'):
+            torch.cuda.set_device(torch.device(device))
+    with unsafe_load(args):
+        inferencer = _inferencer(args, device)
+        items, predicted, complete = predict_shard(
+            inferencer, args.inputs, args.out_dir, rank=rank, world=world, resume=args.resume,
+            batch_size=args.batch_size, score_thr=args.score_thr, save_vis=not args.no_save_vis,
+            recursive=args.recursive)
+    counts = [predicted, complete]
+    if world > 1:  # every rank done before rank 0 merges (and the totals decide the exit status)
+        # The process group starts only now: mmengine's visualizer draws on the main process only
+        # once one exists; the long timeout lets ranks whose shards took longer catch up.
+        import datetime
+        dist.init_process_group('nccl' if device.startswith('cuda') else 'gloo',
+                                timeout=datetime.timedelta(hours=24))
+        totals = torch.tensor(counts, dtype=torch.int64, device=device)  # NCCL reduces CUDA tensors only
+        dist.all_reduce(totals)
+        counts = totals.tolist()
+        dist.destroy_process_group()
+    if rank == 0:
+        print(f'infer: {counts[0]} image(s) predicted now, {counts[1]} of {len(items)} have predictions in '
+              f'{args.out_dir}/preds ({world} process(es))', file=sys.stderr)
+        if args.coco_json and counts[1]:
+            num = merge_coco(items, args.out_dir, inferencer.classes, args.coco_json, args.ann_file)
+            print(f'COCO results: {num} detections written to {args.coco_json}', file=sys.stderr)
+    if counts[1] == 0:
+        raise UsageError('nothing was predicted: no input could be read (see the warnings above)')
+    return dict(predicted=counts[0], complete=counts[1], total=len(items))

@@ -7,8 +7,15 @@ import argparse
 
 from mmengine.config import Config
 
-from .common import add_config_flags, add_runner_flags, amp_device, apply_runner_flags, load_config, loop_autocast
-from .common import unsafe_load
+from .common import (
+    add_config_flags,
+    add_runner_flags,
+    amp_device,
+    apply_runner_flags,
+    load_config,
+    loop_autocast,
+    unsafe_load,
+)
 from .errors import UsageError, command
 
 
@@ -28,8 +35,9 @@ def test_parser() -> argparse.ArgumentParser:
                         help='run the model on channels-last (NHWC) tensors: faster convolutions on '
                              'CPUs, results change by float rounding only')
     parser.add_argument('--amp', action='store_true',
-                        help='autocast: fp16 on a GPU, bf16 on a CPU with native bf16 (AVX-512 BF16 / '
-                             'AMX; combine with --channels-last there)')
+                        help='autocast: fp16 on a GPU, bf16 + channels-last on a CPU with native bf16 '
+                             '(AVX-512 BF16 / AMX)')
+    add_inference_path_flags(parser)
     add_runner_flags(parser)
     add_config_flags(parser)
     _add_tta_arg(parser)
@@ -68,14 +76,7 @@ def test_config(args: argparse.Namespace) -> Config:
         if args.show_dir:
             hooks.visualization.test_out_dir = args.show_dir
 
-    if args.fuse_conv_bn or args.channels_last:
-        # A hook, not a model change here: the Runner loads the checkpoint inside test(), and
-        # the hook's before_test runs after that.
-        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
-            dict(type='FastInferenceHook', fuse_conv_bn=args.fuse_conv_bn, channels_last=args.channels_last)]
-    if args.amp:
-        amp_device()
-        loop_autocast(cfg, 'test_cfg')
+    apply_inference_path(cfg, args)
 
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
@@ -93,4 +94,51 @@ def test_main(argv=None) -> dict:
     args = test_parser().parse_args(argv)
     cfg = test_config(args)
     with unsafe_load(args):
-        return build_runner(cfg).test()
+        runner = build_runner(cfg)
+        if args.backend != 'pytorch':
+            from rcnn_plugins.deployment.backends import BackendTestHook
+            runner.register_hook(BackendTestHook(args.backend, args.checkpoint))
+        return runner.test()
+
+
+# ---------------------------------------------------------------- inference path and backends
+def add_inference_path_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--exact', action='store_true',
+                        help='run the model as built; by default BN is folded into the convolutions and '
+                             'a CPU runs channels-last (equal to the plain model to float rounding)')
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime', 'openvino'], default='pytorch',
+                        help='evaluate through the exported model on onnxruntime or OpenVINO (fp32; exported on '
+                             'first use and cached next to the checkpoint)')
+
+
+def apply_inference_path(cfg: Config, args: argparse.Namespace) -> None:
+    """The fast path by default (BN folded + channels-last on a CPU), --exact off, --amp autocast,
+    --backend checked (its hook is registered by test_main); see rcnn_plugins.apis.inference_path."""
+    if args.backend != 'pytorch':
+        from rcnn_plugins.deployment.backends import MissingExtraError, require_backend
+        try:
+            require_backend(args.backend)
+        except MissingExtraError as err:
+            raise UsageError(str(err)) from None
+        if args.amp:
+            raise UsageError('--amp applies to --backend pytorch only (the exported backends run fp32)')
+        return  # the exported graph is optimised by its runtime
+    if args.amp:
+        amp_device()
+        loop_autocast(cfg, 'test_cfg')
+    if args.fuse_conv_bn or args.channels_last:  # explicit switches, as before
+        fuse, channels_last = args.fuse_conv_bn, args.channels_last
+        reason = f'as asked: --fuse-conv-bn={fuse}, --channels-last={channels_last}'
+    else:
+        import torch
+
+        from rcnn_plugins.apis.inference_path import choose_inference_path
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        # --amp was checked above (a CPU without native bf16 has exited).
+        path = choose_inference_path(device, exact=args.exact, amp=args.amp)
+        fuse, channels_last, reason = path['fuse_conv_bn'], path['channels_last'], path['reason']
+    if fuse or channels_last:
+        # A hook, not a model change here: the Runner loads the checkpoint inside test(), and
+        # the hook's before_test runs after that.
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
+            dict(type='FastInferenceHook', fuse_conv_bn=fuse, channels_last=channels_last, reason=reason)]

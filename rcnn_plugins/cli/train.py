@@ -7,8 +7,15 @@ import argparse
 
 from mmengine.config import Config
 
-from .common import add_config_flags, add_runner_flags, amp_device, apply_runner_flags, load_config, loop_autocast
-from .common import unsafe_load
+from .common import (
+    add_config_flags,
+    add_runner_flags,
+    amp_device,
+    apply_runner_flags,
+    load_config,
+    loop_autocast,
+    unsafe_load,
+)
 from .errors import UsageError, command
 
 

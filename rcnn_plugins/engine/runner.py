@@ -6,7 +6,9 @@ import datetime
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from ..config_utils import enter_default_scope
 from ..fileio import install_safe_loading
+from ..registry import check_config_types
 
 #: mmengine / mmcv registry names that rcnn_plugins registers again in its own scope, so that a config
 #: with ``default_scope='rcnn_plugins'`` gets ours: (registry, name, what ours changes).
@@ -43,6 +45,10 @@ def setup_runtime() -> None:
 def build_runner(cfg: Config):
     """``mmengine.runner.Runner.from_cfg(cfg)`` after :func:`setup_runtime`.
 
+    Every ``type='X'`` of the config is looked up first
+    (:func:`rcnn_plugins.registry.check_config_types`): an unknown one is one ``KeyError`` line
+    naming the nearest registered names, not an error after the Runner's config dump.
+
     With ``cfg.launcher == 'pytorch'`` on a machine without CUDA the process group is created here
     from torchrun's ``env://`` variables: mmengine's ``init_dist`` calls ``torch.cuda.set_device``
     unconditionally, and with the group already up the Runner skips it. The timeout is the one
@@ -52,6 +58,8 @@ def build_runner(cfg: Config):
     import torch.distributed as dist
     from mmengine.runner import Runner
     setup_runtime()
+    enter_default_scope(cfg)
+    check_config_types(cfg)
     if cfg.get('launcher', 'none') == 'pytorch' and not torch.cuda.is_available() and not dist.is_initialized():
         dist_cfg = cfg.env_cfg.dist_cfg
         timeout = dist_cfg.get('timeout')

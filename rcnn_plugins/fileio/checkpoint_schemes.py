@@ -15,7 +15,6 @@ Importing this module changes nothing: every entry point (the commands in
 :mod:`rcnn_plugins.cli`, ``rcnn_plugins.engine.build_runner``, ``init_detector``,
 ``DetInferencer``) calls :func:`install_safe_loading`, which is idempotent.
 """
-import os
 import os.path as osp
 from collections import OrderedDict
 
@@ -34,18 +33,14 @@ def load_from_local(filename: str, map_location=None):
 
 
 def _fetch(url: str) -> str:
-    """The hub-cache path of ``url``, downloading it first if absent (a URL given explicitly as
-    ``load_from``; ``Pretrained`` init of a model checks the cache before, see
-    :mod:`rcnn_plugins.models.pretrained`). In distributed runs rank 0 fetches, the others wait."""
-    import torch.hub
-    from mmengine.dist import barrier, get_dist_info
+    """The hub-cache path of ``url`` (``<torch.hub.get_dir()>/checkpoints/<file name>``, where
+    ``torch.hub`` would have put it). Nothing is downloaded at run time: a missing file is a
+    ``FileNotFoundError`` naming the URL and the exact path to place it at."""
     cached = hub_checkpoint_path(url)
-    rank, world_size = get_dist_info()
-    if rank == 0 and not osp.isfile(cached):
-        os.makedirs(osp.dirname(cached), exist_ok=True)
-        torch.hub.download_url_to_file(url, cached)
-    if world_size > 1:
-        barrier()
+    if not osp.isfile(cached):
+        raise FileNotFoundError(f'checkpoint {url} is not in the torch hub cache and rcnn_plugins never downloads: '
+                                f'place the file at {cached} (set TORCH_HOME to move the cache), or give a local '
+                                'path instead')
     return cached
 
 

@@ -15,7 +15,7 @@ numbers and strings, plus the few classes our, mmengine's and MMDetection's chec
 
 A file that needs any other global is refused with :class:`UnsafeCheckpointError`, naming the
 file and the globals. It loads (with ``weights_only=False``, after a logged warning) only with an
-explicit opt-in: ``--unsafe-load`` (tools/train.py, tools/test.py), ``init_detector(...,
+explicit opt-in: ``--unsafe-load`` (every command that reads a checkpoint), ``init_detector(...,
 unsafe_load=True)``, ``with allow_unsafe_load():`` or the environment variable
 ``RCNN_PLUGINS_UNSAFE_LOAD=1``.
 
@@ -35,7 +35,7 @@ from mmengine.logging import print_log
 #: Environment variable that opts in to unsafe (full pickle) loading when set to ``1``.
 UNSAFE_ENV = 'RCNN_PLUGINS_UNSAFE_LOAD'
 
-_OPT_IN = (f'--unsafe-load (tools/train.py, tools/test.py), init_detector(..., unsafe_load=True) '
+_OPT_IN = (f'--unsafe-load (every command that reads a checkpoint), init_detector(..., unsafe_load=True) '
            f'or the environment variable {UNSAFE_ENV}=1')
 
 # Set by allow_unsafe_load(); a counter so that nested opt-ins restore correctly.

@@ -14,6 +14,7 @@ tests/test_fast_inference.py checks predictions against the plain path. ``tools/
 --fuse-conv-bn --channels-last`` applies them after the checkpoint is loaded
 (``engine/hooks/fast_inference_hook.py``); ``init_detector(..., fuse_conv_bn=True, channels_last=True)`` does the same.
 """
+import warnings
 from typing import Union
 
 import torch
@@ -35,6 +36,7 @@ def prepare_for_inference(model: nn.Module, fuse_conv_bn: bool = True, channels_
     model.eval()
     if fuse_conv_bn:
         _fuse_conv_bn(model)
+        model._register_state_dict_hook(_warn_fused_state_dict)
     if channels_last:
         preprocessor = getattr(model, 'data_preprocessor', None)
         if preprocessor is None or not hasattr(preprocessor, 'channels_last'):
@@ -48,3 +50,11 @@ def prepare_for_inference(model: nn.Module, fuse_conv_bn: bool = True, channels_
         # An instance attribute shadows the method; parameters and state_dict keys stay as they are.
         model.extract_feat = torch.compile(model.extract_feat, **options)
     return model
+
+
+def _warn_fused_state_dict(module, state_dict, prefix, local_metadata):
+    """A fused model's ``state_dict`` lacks the BN keys: warn before it is saved as a checkpoint."""
+    if not prefix:
+        warnings.warn('state_dict of a model with BatchNorm folded into its convolutions (the inference fast '
+                      'path): its keys differ from a training checkpoint\'s. Build it with exact=True '
+                      '(init_detector / DetInferencer) to save or train it.', stacklevel=3)

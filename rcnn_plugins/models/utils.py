@@ -5,7 +5,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.structures import InstanceData
 
-from ..errors import MMDetArgumentError  # noqa: F401  (re-exported for the models)
+from ..structures.errors import MMDetArgumentError  # noqa: F401  (re-exported for the models)
 from ..structures import DetDataSample
 
 

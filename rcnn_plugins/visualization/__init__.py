@@ -1,5 +1,5 @@
 """Visualization: ``DetLocalVisualizer`` (registered in ``VISUALIZERS``) and colour palettes."""
+from ..datasets.palette import get_palette
 from .local_visualizer import DetLocalVisualizer
-from .palette import get_palette
 
 __all__ = ['DetLocalVisualizer', 'get_palette']

@@ -18,7 +18,7 @@ from mmengine.visualization.utils import tensor2ndarray
 
 from rcnn_plugins.registry import VISUALIZERS
 from rcnn_plugins.structures import DetDataSample
-from .palette import get_palette
+from ..datasets.palette import get_palette
 
 
 def adaptive_scales(areas: np.ndarray, min_area: float = 800, max_area: float = 30000) -> np.ndarray:
@@ -36,7 +36,7 @@ class DetLocalVisualizer(Visualizer):
         vis_backends: mmengine visualization backend configs.
         save_dir: where the backends save.
         bbox_color: one colour for all boxes (name or RGB tuple), a palette, or ``None`` to use
-            ``dataset_meta['palette']`` (random colours if the dataset has none).
+            ``dataset_meta['palette']`` (the default palette if the dataset has none).
         text_color: colour of the labels (same forms as ``bbox_color``).
         line_width: box line width.
         alpha: opacity of the boxes.

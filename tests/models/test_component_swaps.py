@@ -139,3 +139,43 @@ def test_focal_loss_and_pseudo_sampler_on_the_rpn():
     model, losses = loss_step(cfg)
     assert type(model.rpn_head.sampler).__name__ == 'PseudoSampler'
     assert sum(losses['loss_rpn_cls']) > 0
+
+
+LIBRA_SAMPLER = dict(type='CombinedSampler', num=64, pos_fraction=0.5, add_gt_as_proposals=False,
+                     pos_sampler=dict(type='InstanceBalancedPosSampler'),
+                     neg_sampler=dict(type='IoUBalancedNegSampler', floor_thr=-1, floor_fraction=0, num_bins=3))
+
+
+def test_every_new_piece_in_the_rpn_too():
+    """The same plugins in the RPN: decoded-box losses, BalancedL1Loss, the Libra samplers."""
+    for loss_bbox, decoded, sampler in (
+            (dict(type='BoundedIoULoss', loss_weight=1.0), True, None),
+            (dict(type='CIoULoss'), True, None),
+            (dict(type='IoULoss', mode='linear'), True, None),
+            (dict(type='BalancedL1Loss'), False, LIBRA_SAMPLER),
+            (dict(type='L1Loss'), False, dict(type='IoUBalancedNegSampler', num=64, pos_fraction=0.5,
+                                              add_gt_as_proposals=False, floor_thr=0.1, floor_fraction=0.5))):
+        cfg = tiny_cfg()
+        cfg.rpn_head.update(reg_decoded_bbox=decoded, loss_bbox=loss_bbox)
+        if sampler is not None:
+            cfg.train_cfg.rpn.sampler = sampler
+        model, losses = loss_step(cfg)
+        assert sum(losses['loss_rpn_bbox']) > 0, (loss_bbox, sampler)
+
+
+def test_legacy_1x_conventions_in_both_heads():
+    """MMDetection 1.x's anchors and coder (legacy_1.x config) train and predict in the same model."""
+    cfg = tiny_cfg()
+    cfg.rpn_head.anchor_generator.update(type='LegacyAnchorGenerator', center_offset=0.5)
+    cfg.rpn_head.bbox_coder = dict(type='LegacyDeltaXYWHBBoxCoder')
+    cfg.roi_head.bbox_head.bbox_coder = dict(type='LegacyDeltaXYWHBBoxCoder', target_stds=[0.1, 0.1, 0.2, 0.2])
+    cfg.roi_head.bbox_roi_extractor.roi_layer.update(sampling_ratio=2, aligned=False)
+    model, losses = loss_step(cfg)
+    assert losses['loss_bbox'] > 0 and sum(losses['loss_rpn_bbox']) > 0
+    model.eval()
+    s = DetDataSample(metainfo=dict(img_shape=(128, 160), ori_shape=(128, 160), scale_factor=(1., 1.)))
+    data = model.data_preprocessor(dict(inputs=[torch.zeros(3, 128, 160, dtype=torch.uint8)], data_samples=[s]))
+    with torch.no_grad():
+        pred = model(**data, mode='predict')[0].pred_instances
+    # The legacy decode clips to w - 1 / h - 1.
+    assert pred.bboxes.numel() == 0 or (pred.bboxes[:, 2].max() <= 159 and pred.bboxes[:, 3].max() <= 127)

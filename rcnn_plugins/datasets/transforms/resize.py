@@ -26,7 +26,8 @@ from ...registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class Resize(MMCVResize):
-    """Resize ``img``, ``gt_bboxes`` and ``proposals``; set ``img_shape`` (h, w), ``scale``, ``scale_factor`` (w, h), ``keep_ratio``.
+    """Resize ``img``, ``gt_bboxes`` and ``proposals``; set ``img_shape`` (h, w), ``scale``,
+    ``scale_factor`` (w, h), ``keep_ratio``.
 
     Args (as mmcv):
         scale: target ``(w, h)``, or an int for a square; with keep_ratio the (long, short) edge limits.

@@ -10,7 +10,6 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from rcnn_plugins.registry import HOOKS
-
 from ...models.fast_inference import prepare_for_inference
 
 
@@ -19,10 +18,12 @@ class FastInferenceHook(Hook):
     """See the module docstring; arguments as :func:`rcnn_plugins.models.fast_inference.prepare_for_inference`."""
     priority = 'VERY_HIGH'
 
-    def __init__(self, fuse_conv_bn: bool = True, channels_last: bool = True) -> None:
+    def __init__(self, fuse_conv_bn: bool = True, channels_last: bool = True, reason: str = '') -> None:
         self.fuse_conv_bn = fuse_conv_bn
         self.channels_last = channels_last
+        self.reason = reason or f'FastInferenceHook(fuse_conv_bn={fuse_conv_bn}, channels_last={channels_last})'
 
     def before_test(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         prepare_for_inference(model, fuse_conv_bn=self.fuse_conv_bn, channels_last=self.channels_last)
+        runner.logger.info(f'inference path: {self.reason}')

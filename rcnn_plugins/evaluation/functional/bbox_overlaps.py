@@ -2,7 +2,7 @@
 ``mmdet.evaluation.functional.bbox_overlaps`` (same signature and numbers, vectorised)."""
 import numpy as np
 
-from ...errors import MMDetArgumentError
+from ...structures.errors import MMDetArgumentError
 
 
 def bbox_overlaps(bboxes1: np.ndarray, bboxes2: np.ndarray, mode: str = 'iou', eps: float = 1e-6,

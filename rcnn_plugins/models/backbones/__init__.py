@@ -1,8 +1,14 @@
 """Backbones: networks that turn an image batch into a tuple of multi-scale feature maps."""
 from .hrnet import HRNet
 from .regnet import RegNet
+from .res2net import Res2Net
+from .resnest import ResNeSt
 from .resnet import ResNet
+from .resnet_v1d import ResNetV1d
+from .resnext import ResNeXt
+from .swin import SwinTransformer
 from .timm_backbone import TIMMBackbone
 from .vgg import VGG
 
-__all__ = ['HRNet', 'RegNet', 'ResNet', 'TIMMBackbone', 'VGG']
+__all__ = ['HRNet', 'RegNet', 'Res2Net', 'ResNeSt', 'ResNet', 'ResNetV1d', 'ResNeXt', 'SwinTransformer',
+           'TIMMBackbone', 'VGG']

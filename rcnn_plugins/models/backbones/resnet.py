@@ -4,122 +4,25 @@ Arguments, defaults and ``state_dict`` keys are MMDetection 3.x's, which equal t
 keys without ``fc.*`` (``conv1.weight``, ``bn1.*``, ``layer1.0.conv1.weight``,
 ``layer1.0.downsample.0.weight``, ...), so torchvision / MMDetection ImageNet checkpoints load as-is.
 Norm layers come from ``mmcv.cnn.build_norm_layer`` (``BN``, ``SyncBN``, ``GN``, ``requires_grad``)
-and are named by it (``bn1`` for BN, ``gn1`` for GN), as in MMDetection.
+and are named by it (``bn1`` for BN, ``gn1`` for GN), as in MMDetection; convs from
+``mmcv.cnn.build_conv_layer`` (``ConvWS`` for weight standardisation, ``DCN`` / ``DCNv2`` through
+``dcn``). The blocks live in ``resnet_blocks.py``; ResNeXt, Res2Net and ResNeSt subclass this class
+and replace ``block_for_depth`` / ``make_res_layer``.
 """
+import copy
 import warnings
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer
-from mmengine.model import BaseModule, Sequential
+from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from rcnn_plugins.registry import MODELS
-
 from ..layers.frozen_bn import FrozenBatchNorm2d
 from ..pretrained import check_init_cfg_cached
-
-
-class ResidualBlock(BaseModule):
-    """Base of the two ResNet blocks: ``relu(residual branch + shortcut)``.
-
-    Subclasses build their layers and define ``_residual`` (branch plus shortcut, before the final
-    ReLU); with ``with_cp`` the block is recomputed in backward instead of storing its activations.
-    """
-
-    @property
-    def norm1(self) -> nn.Module:
-        return getattr(self, self.norm1_name)
-
-    @property
-    def norm2(self) -> nn.Module:
-        return getattr(self, self.norm2_name)
-
-    def _residual(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            out = cp.checkpoint(self._residual, x, use_reentrant=False)
-        else:
-            out = self._residual(x)
-        return self.relu(out)
-
-
-class BasicBlock(ResidualBlock):
-    """Two 3x3 convs with an identity (or ``downsample``) shortcut; ``expansion`` = 1.
-
-    ``style`` is accepted for a uniform block signature; with two 3x3 convs it changes nothing.
-
-    ``forward(x (B, inplanes, H, W)) -> (B, planes, H / stride, W / stride)``.
-    """
-    expansion = 1
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
-                 downsample: Optional[nn.Module] = None, style: str = 'pytorch', with_cp: bool = False,
-                 conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN'),
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg)
-        self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
-        self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
-        self.conv1 = build_conv_layer(conv_cfg, inplanes, planes, 3, stride=stride, padding=dilation,
-                                      dilation=dilation, bias=False)
-        self.add_module(self.norm1_name, norm1)
-        self.conv2 = build_conv_layer(conv_cfg, planes, planes, 3, padding=1, bias=False)
-        self.add_module(self.norm2_name, norm2)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.with_cp = with_cp
-
-    def _residual(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.norm1(self.conv1(x)))
-        out = self.norm2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return out + identity
-
-
-class Bottleneck(ResidualBlock):
-    """1x1 reduce, 3x3, 1x1 expand (``expansion`` = 4) with a shortcut.
-
-    ``style='pytorch'`` puts the stride on the 3x3 conv, ``'caffe'`` on the first 1x1 conv.
-    ``forward(x (B, inplanes, H, W)) -> (B, 4 * planes, H / stride, W / stride)``.
-    """
-    expansion = 4
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
-                 downsample: Optional[nn.Module] = None, style: str = 'pytorch', with_cp: bool = False,
-                 conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN'),
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg)
-        if style not in ('pytorch', 'caffe'):
-            raise ValueError(f"Bottleneck: style must be 'pytorch' or 'caffe', got {style!r}")
-        conv1_stride, conv2_stride = (1, stride) if style == 'pytorch' else (stride, 1)
-        self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
-        self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
-        self.norm3_name, norm3 = build_norm_layer(norm_cfg, planes * self.expansion, postfix=3)
-        self.conv1 = build_conv_layer(conv_cfg, inplanes, planes, 1, stride=conv1_stride, bias=False)
-        self.add_module(self.norm1_name, norm1)
-        self.conv2 = build_conv_layer(conv_cfg, planes, planes, 3, stride=conv2_stride, padding=dilation,
-                                      dilation=dilation, bias=False)
-        self.add_module(self.norm2_name, norm2)
-        self.conv3 = build_conv_layer(conv_cfg, planes, planes * self.expansion, 1, bias=False)
-        self.add_module(self.norm3_name, norm3)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.with_cp = with_cp
-
-    @property
-    def norm3(self) -> nn.Module:
-        return getattr(self, self.norm3_name)
-
-    def _residual(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.norm1(self.conv1(x)))
-        out = self.relu(self.norm2(self.conv2(out)))
-        out = self.norm3(self.conv3(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return out + identity
+from .resnet_blocks import BasicBlock, Bottleneck, ResidualBlock, ResLayer  # noqa: F401  (re-exported)
 
 
 @MODELS.register_module()
@@ -141,7 +44,11 @@ class ResNet(BaseModule):
             ``requires_grad=False`` (-1: nothing frozen, 0: stem only).
         conv_cfg, norm_cfg: given to ``mmcv.cnn.build_conv_layer`` / ``build_norm_layer``.
         norm_eval: keep every BatchNorm in eval mode (running statistics frozen) under ``train()``.
-        dcn: deformable convs need compiled ops, which this project does not have; must be ``None``.
+        dcn: conv config of the 3x3 convs of the stages in ``stage_with_dcn``
+            (``dict(type='DCN' | 'DCNv2', deform_groups=1, fallback_on_stride=False)``).
+        stage_with_dcn: one bool per stage.
+        plugins: ``[dict(cfg=dict(type='GeneralizedAttention', ...), stages=(False, False, True, True),
+            position='after_conv2')]``: mmcv plugin layers inserted into the Bottlenecks of the stages.
         with_cp: gradient checkpointing of every block while training (saves memory, costs time).
         zero_init_residual: the last norm of each block starts at 0, so each block starts as identity.
         pretrained: deprecated, same as ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
@@ -175,6 +82,8 @@ class ResNet(BaseModule):
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  norm_eval: bool = True,
                  dcn: Optional[dict] = None,
+                 stage_with_dcn: Sequence[bool] = (False, False, False, False),
+                 plugins: Optional[List[dict]] = None,
                  with_cp: bool = False,
                  zero_init_residual: bool = True,
                  pretrained: Optional[str] = None,
@@ -194,13 +103,16 @@ class ResNet(BaseModule):
             raise ValueError(f"style must be 'pytorch' or 'caffe', got {style!r}")
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in -1..{num_stages}, got {frozen_stages}')
-        if dcn is not None:
-            raise NotImplementedError('dcn (deformable conv) needs compiled mmcv.ops, which rcnn_plugins does '
-                                      'not use; set dcn=None')
+        if dcn is not None and len(stage_with_dcn) != num_stages:
+            raise ValueError(f'stage_with_dcn {tuple(stage_with_dcn)} needs one bool per stage ({num_stages})')
+        for plugin in plugins or []:
+            stages = plugin.get('stages')
+            if stages is not None and len(stages) != num_stages:
+                raise ValueError(f'plugin {plugin}: stages needs one bool per stage ({num_stages})')
         if init_cfg is not None and pretrained is not None:
             raise ValueError('give either init_cfg or the deprecated pretrained, not both')
 
-        block, stage_blocks = self.arch_settings[depth]
+        block, stage_blocks = self.block_for_depth(depth)
         block_init_cfg = None
         if pretrained is not None:
             if not isinstance(pretrained, str):
@@ -213,7 +125,7 @@ class ResNet(BaseModule):
                              dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
             if zero_init_residual:
                 # Children are initialised after the parent, so this overrides the unit norm above.
-                last_norm = 'norm2' if block is BasicBlock else 'norm3'
+                last_norm = 'norm2' if issubclass(block, BasicBlock) else 'norm3'
                 block_init_cfg = dict(type='Constant', val=0, override=dict(name=last_norm))
 
         self.depth = depth
@@ -223,6 +135,8 @@ class ResNet(BaseModule):
         self.norm_eval = norm_eval
         self.zero_init_residual = zero_init_residual
         stem_channels = base_channels if stem_channels is None else stem_channels
+        self.stem_channels, self.base_channels, self.num_stages = stem_channels, base_channels, num_stages
+        self.block = block
 
         self._make_stem(in_channels, stem_channels, conv_cfg, norm_cfg)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -231,8 +145,11 @@ class ResNet(BaseModule):
         inplanes = stem_channels
         for i in range(num_stages):
             planes = base_channels * 2**i
-            layer = self._make_layer(block, inplanes, planes, stage_blocks[i], strides[i], dilations[i], style,
-                                     avg_down, with_cp, conv_cfg, norm_cfg, block_init_cfg)
+            layer = self.make_res_layer(
+                block=block, inplanes=inplanes, planes=planes, num_blocks=stage_blocks[i], stride=strides[i],
+                dilation=dilations[i], style=style, avg_down=avg_down, with_cp=with_cp, conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg, dcn=dcn if dcn is not None and stage_with_dcn[i] else None,
+                plugins=self.make_stage_plugins(plugins, i) if plugins else None, init_cfg=block_init_cfg)
             inplanes = planes * block.expansion
             self.add_module(f'layer{i + 1}', layer)
             self.res_layers.append(f'layer{i + 1}')
@@ -257,27 +174,24 @@ class ResNet(BaseModule):
             self.add_module(self.norm1_name, norm1)
             self.relu = nn.ReLU(inplace=True)
 
+    def block_for_depth(self, depth: int):
+        """``(block class, blocks per stage)`` for ``depth`` (subclasses swap the block)."""
+        return self.arch_settings[depth]
+
+    def make_res_layer(self, **kwargs) -> ResLayer:
+        """One stage (``ResLayer``); subclasses add their block arguments (groups, scales, radix)."""
+        return ResLayer(**kwargs)
+
     @staticmethod
-    def _make_layer(block, inplanes, planes, num_blocks, stride, dilation, style, avg_down, with_cp, conv_cfg,
-                    norm_cfg, block_init_cfg) -> Sequential:
-        downsample = None
-        if stride != 1 or inplanes != planes * block.expansion:
-            conv_stride = stride
-            layers = []
-            if avg_down and stride != 1:
-                conv_stride = 1
-                layers.append(nn.AvgPool2d(kernel_size=stride, stride=stride, ceil_mode=True,
-                                           count_include_pad=False))
-            layers += [build_conv_layer(conv_cfg, inplanes, planes * block.expansion, 1, stride=conv_stride,
-                                        bias=False),
-                       build_norm_layer(norm_cfg, planes * block.expansion)[1]]
-            downsample = nn.Sequential(*layers)
-        common = dict(dilation=dilation, style=style, with_cp=with_cp, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                      init_cfg=block_init_cfg)
-        blocks = [block(inplanes, planes, stride=stride, downsample=downsample, **common)]
-        blocks += [block(planes * block.expansion, planes, **common) for _ in range(1, num_blocks)]
-        # mmengine's Sequential (not nn.Sequential) so init_weights reaches the blocks' init_cfg.
-        return Sequential(*blocks)
+    def make_stage_plugins(plugins: List[dict], stage_idx: int) -> List[dict]:
+        """The plugins (``cfg`` + ``position``) whose ``stages`` include ``stage_idx`` (all if absent)."""
+        stage_plugins = []
+        for plugin in plugins:
+            plugin = copy.deepcopy(plugin)
+            stages = plugin.pop('stages', None)
+            if stages is None or stages[stage_idx]:
+                stage_plugins.append(plugin)
+        return stage_plugins
 
     @property
     def norm1(self) -> nn.Module:

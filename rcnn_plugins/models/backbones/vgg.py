@@ -14,7 +14,6 @@ from mmcv.cnn import VGG as MMCVVGG
 from mmengine.model import BaseModule
 
 from rcnn_plugins.registry import MODELS
-
 from ..pretrained import check_init_cfg_cached
 
 

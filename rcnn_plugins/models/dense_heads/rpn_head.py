@@ -14,8 +14,8 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from ..layers.nms import batched_nms
-from ..utils import empty_instances, require_cfg
+from ..postprocess import rpn_level_maps, rpn_proposals
+from ..utils import require_cfg
 from .anchor_head import AnchorHead
 
 
@@ -82,51 +82,19 @@ class RPNHead(AnchorHead):
         """
         cfg = self.test_cfg if cfg is None else cfg
         require_cfg(cfg, ('max_per_img', 'nms'), 'RPNHead proposal cfg (test_cfg.rpn / train_cfg.rpn_proposal)')
-        num_imgs = cls_scores[0].size(0)
         device = cls_scores[0].device
-        featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        priors = self.prior_generator.grid_priors(featmap_sizes, device=device)
-        nms_pre = cfg.get('nms_pre', -1)
-
-        # Top-k and decoding for the whole batch per level (same anchors for every image); the
-        # proposals carry no gradient, and decoding runs in float32 even under autocast.
-        mlvl_boxes, mlvl_scores, mlvl_ids = [], [], []
-        for lvl, (cls, reg, anchors) in enumerate(zip(cls_scores, bbox_preds, priors)):
-            cls = cls.detach().float().permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels)
-            reg = reg.detach().float().permute(0, 2, 3, 1).reshape(num_imgs, -1, 4)
-            scores = cls.sigmoid()[..., 0] if self.use_sigmoid_cls else cls.softmax(-1)[..., 0]
-            anchors = anchors.float()
-            if 0 < nms_pre < scores.size(1):
-                scores, inds = scores.topk(nms_pre, dim=1)
-                reg = reg.gather(1, inds[..., None].expand(-1, -1, 4))
-                anchors = anchors[inds]
-            else:
-                anchors = anchors.expand(num_imgs, -1, -1)
-            mlvl_boxes.append(self.bbox_coder.decode(anchors, reg))
-            mlvl_scores.append(scores)
-            mlvl_ids.append(torch.full_like(scores, lvl, dtype=torch.long))
-        boxes = torch.cat(mlvl_boxes, dim=1)
-        scores = torch.cat(mlvl_scores, dim=1)
-        level_ids = torch.cat(mlvl_ids, dim=1)
-        # Clip to each image's own size (images of a batch differ): (B, 1, 4) upper bounds.
-        hw = boxes.new_tensor([m['img_shape'][:2] for m in batch_img_metas])
-        boxes = torch.min(boxes.clamp(min=0), hw[:, None, [1, 0, 1, 0]])
-
-        min_size = cfg.get('min_bbox_size', -1)
+        anchors = self.prior_generator.grid_priors([tuple(s.shape[-2:]) for s in cls_scores], device=device)
         results = []
+        # One image at a time through the function the export wrapper records (models/postprocess).
         for i, meta in enumerate(batch_img_metas):
-            b, s, ids = boxes[i], scores[i], level_ids[i]
-            if rescale:
-                sf = meta['scale_factor']
-                b = b / b.new_tensor([sf[0], sf[1], sf[0], sf[1]])
-            if min_size >= 0:
-                keep = ((b[:, 2] - b[:, 0]) > min_size) & ((b[:, 3] - b[:, 1]) > min_size)
-                b, s, ids = b[keep], s[keep], ids[keep]
-            if b.size(0) == 0:
-                results.append(empty_instances(device))
-                continue
-            dets, keep = batched_nms(b, s, ids, cfg['nms'])
-            dets, keep = dets[:cfg['max_per_img']], keep[:cfg['max_per_img']]
-            results.append(InstanceData(bboxes=b[keep], scores=dets[:, -1],
-                                        labels=torch.zeros_like(keep, dtype=torch.long)))
+            maps = [rpn_level_maps(c[i], r[i], self.cls_out_channels, self.use_sigmoid_cls)
+                    for c, r in zip(cls_scores, bbox_preds)]
+            sf = meta['scale_factor'] if rescale else None
+            boxes, scores = rpn_proposals(
+                [m[0] for m in maps], [m[1] for m in maps], anchors, self.bbox_coder,
+                torch.tensor(meta['img_shape'][:2], dtype=torch.float32, device=device), cfg,
+                None if sf is None else torch.tensor([sf[0], sf[1], sf[0], sf[1]], dtype=torch.float32,
+                                                     device=device))
+            results.append(InstanceData(bboxes=boxes, scores=scores,
+                                        labels=torch.zeros_like(scores, dtype=torch.long)))
         return results

@@ -9,11 +9,10 @@
 """
 import copy
 import warnings
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
+from mmengine.model import BaseModel, Sequential
 from torch import Tensor
 
 from ...registry import MODELS, build_or_use
@@ -57,19 +56,6 @@ def check_data_samples(batch_inputs: Tensor, batch_data_samples, need_gt: bool) 
             raise ValueError(f'data sample {i} has no gt_instances; training needs bboxes (G, 4) and labels (G,)')
 
 
-def objectness_samples(batch_data_samples: Sequence[DetDataSample]) -> List[DetDataSample]:
-    """Shallow copies of the samples whose gt labels are all 0: an RPN learns object vs background."""
-    out = []
-    for s in batch_data_samples:
-        gt = s.gt_instances
-        new = DetDataSample(metainfo=s.metainfo,
-                            gt_instances=InstanceData(bboxes=gt.bboxes, labels=torch.zeros_like(gt.labels)))
-        if 'ignored_instances' in s:
-            new.ignored_instances = s.ignored_instances
-        out.append(new)
-    return out
-
-
 def rpn_head_config(rpn_head: dict, train_cfg: Optional[dict], test_cfg: Optional[dict], owner: str) -> dict:
     """The RPN head's config with ``num_classes=1`` and its ``train_cfg.rpn`` / ``test_cfg.rpn``.
 
@@ -97,7 +83,11 @@ class BaseDetector(BaseModel):
                  init_cfg=None) -> None:
         super().__init__(data_preprocessor=build_data_preprocessor(data_preprocessor), init_cfg=init_cfg)
         self.backbone = build_or_use(MODELS, backbone)
-        if neck is not None:
+        if isinstance(neck, (list, tuple)):
+            # Several necks run in order (Libra R-CNN's FPN then BFP): mmengine's Sequential, keys
+            # neck.0.*, neck.1.*, as MMDetection builds a list of neck configs.
+            self.neck = Sequential(*[build_or_use(MODELS, n) for n in neck])
+        elif neck is not None:
             self.neck = build_or_use(MODELS, neck)
 
     @property
@@ -110,6 +100,37 @@ class BaseDetector(BaseModel):
         if self.with_neck:
             x = self.neck(x)
         return x
+
+    def test_step(self, data: Union[dict, tuple, list]) -> list:
+        """mmengine's ``test_step``, one forward pass per group of images of one padded size.
+
+        A batch is padded to its largest image, and padding changes the features (and so the
+        scores) of the smaller images: images whose own padded size (to ``pad_size_divisor``)
+        differs run separately, so every image gets the predictions it gets in a batch of one.
+        Results come back in input order.
+        """
+        inputs = data.get('inputs') if isinstance(data, dict) else None
+        if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
+            return super().test_step(data)
+        divisor = getattr(self.data_preprocessor, 'pad_size_divisor', 1) or 1
+        keys = [(-(-x.shape[-2] // divisor), -(-x.shape[-1] // divisor)) for x in inputs]
+        groups: dict = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(key, []).append(i)
+        if len(groups) == 1:
+            return super().test_step(data)
+        n = len(inputs)
+        results: list = [None] * n
+        for idx in groups.values():
+            part = {k: [v[i] for i in idx] if isinstance(v, (list, tuple)) and len(v) == n else v
+                    for k, v in data.items()}
+            for i, result in zip(idx, super().test_step(part)):
+                results[i] = result
+        return results
+
+    def val_step(self, data: Union[dict, tuple, list]) -> list:
+        """As :meth:`test_step` (validation predicts the same way)."""
+        return self.test_step(data)
 
     def forward(self, inputs: Tensor, data_samples: Optional[List[DetDataSample]] = None, mode: str = 'tensor'):
         if mode == 'loss':

@@ -66,11 +66,34 @@ def check_nms_cfgs(cfg, where: str) -> None:
             check_nms_cfgs(value, f'{where}[{i}]')
 
 
-def _parse_nms_cfg(nms_cfg: dict, class_agnostic: bool) -> Tuple[float, int, bool]:
+def parse_nms_cfg(nms_cfg: dict, class_agnostic: bool = False) -> Tuple[float, int, bool]:
     """-> (iou_threshold, max_num, class_agnostic) of a type='nms' config."""
     check_nms_cfg(nms_cfg)
     return (float(nms_cfg['iou_threshold']), int(nms_cfg.get('max_num', -1)),
             bool(nms_cfg.get('class_agnostic', class_agnostic)))
+
+
+def class_wise_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: dict, max_coordinate: Tensor) -> Tensor:
+    """Indices (K,) of the boxes kept by NMS done separately per ``idxs``, by descending score,
+    at most ``nms_cfg['max_num']``.
+
+    Eagerly this is :func:`batched_nms` (torchvision's, which picks its per-class strategy by
+    size). In graph capture (ONNX tracing, ``torch.export``) it is torchvision's coordinate-offset
+    strategy with a known bound: each category's boxes shifted by ``idx * (max_coordinate + 1)``,
+    then one NMS, so no reduction over a possibly empty set and no size-dependent branch enters
+    the graph. ``max_coordinate``: a 0-d tensor bounding every coordinate (clipped boxes: the
+    image's longer side).
+    """
+    if not (torch.jit.is_tracing() or torch.compiler.is_exporting()):
+        return batched_nms(boxes, scores, idxs, nms_cfg)[1]
+    if nms_cfg.get('type', 'nms') != 'nms':
+        raise NotImplementedError(f"export: NMS type {nms_cfg.get('type')!r} has no graph form here; "
+                                  "export with type='nms'")
+    iou_threshold, max_num, class_agnostic = parse_nms_cfg(nms_cfg)
+    if not class_agnostic:
+        boxes = boxes + (idxs.to(boxes.dtype) * (max_coordinate + 1))[:, None]
+    keep = tv_nms(boxes, scores, iou_threshold)
+    return keep[:max_num] if max_num > 0 else keep
 
 
 def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: Optional[dict],
@@ -103,7 +126,7 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: Optional[d
         return batched_soft_nms(boxes, scores, groups, float(nms_cfg.get('iou_threshold', 0.3)),
                                 float(nms_cfg.get('sigma', 0.5)), float(nms_cfg.get('min_score', 1e-3)),
                                 nms_cfg.get('method', 'linear'), int(nms_cfg.get('max_num', -1)))
-    iou_threshold, max_num, class_agnostic = _parse_nms_cfg(nms_cfg, class_agnostic)
+    iou_threshold, max_num, class_agnostic = parse_nms_cfg(nms_cfg, class_agnostic)
     # Suppress in float32: torchvision's CPU kernel has no half version, and class-wise offsets
     # (class id x max coordinate) would overflow float16.
     if class_agnostic:

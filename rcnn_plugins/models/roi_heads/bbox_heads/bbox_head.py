@@ -14,8 +14,8 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ....registry import MODELS, TASK_UTILS, build_or_use
-from ...layers.nms import multiclass_nms
 from ...losses import accuracy
+from ...postprocess import rcnn_detections
 from ...utils import empty_instances, require_cfg
 
 
@@ -253,24 +253,24 @@ class BBoxHead(BaseModule):
             if roi.size(0) == 0:
                 results.append(empty_instances(roi.device))
                 continue
-            scores = F.softmax(cls_score.float(), dim=-1)
-            num_rois = roi.size(0)
-            num_reg = 1 if self.reg_class_agnostic else self.num_classes
-            priors = roi[:, 1:].float().repeat_interleave(num_reg, dim=0)
-            bboxes = self.bbox_coder.decode(priors, bbox_pred.float().reshape(-1, 4), max_shape=meta['img_shape'][:2])
-            min_size = -1 if rcnn_test_cfg is None else rcnn_test_cfg.get('min_bbox_size', -1)
-            if min_size >= 0:
-                # A too-small class box can never pass the score threshold; its box stays put.
-                small = ((bboxes[:, 2:] - bboxes[:, :2]) <= min_size).any(-1).view(num_rois, num_reg)
-                scores = torch.cat([scores[:, :-1].masked_fill(small, float('-inf')), scores[:, -1:]], dim=1)
-            if rescale:
-                sf = meta['scale_factor']
-                bboxes = bboxes / bboxes.new_tensor([sf[0], sf[1], sf[0], sf[1]])
-            bboxes = bboxes.view(num_rois, -1)
             if rcnn_test_cfg is None:
-                results.append(InstanceData(bboxes=bboxes, scores=scores))
+                results.append(self._raw_predictions(roi, cls_score, bbox_pred, meta, rescale))
                 continue
-            dets, labels = multiclass_nms(bboxes, scores, rcnn_test_cfg['score_thr'], rcnn_test_cfg['nms'],
-                                          rcnn_test_cfg['max_per_img'])
-            results.append(InstanceData(bboxes=dets[:, :4], scores=dets[:, -1], labels=labels))
+            sf = meta['scale_factor'] if rescale else None
+            # The function the export wrapper records (models/postprocess), one image at a time.
+            bboxes, scores, labels = rcnn_detections(
+                roi[:, 1:], cls_score, bbox_pred, self.bbox_coder,
+                torch.tensor(meta['img_shape'][:2], dtype=torch.float32, device=roi.device), rcnn_test_cfg,
+                None if sf is None else roi.new_tensor([sf[0], sf[1], sf[0], sf[1]], dtype=torch.float32))
+            results.append(InstanceData(bboxes=bboxes, scores=scores, labels=labels))
         return results
+
+    def _raw_predictions(self, roi: Tensor, cls_score: Tensor, bbox_pred: Tensor, meta: dict,
+                         rescale: bool) -> InstanceData:
+        """Without a test cfg: every RoI's decoded class boxes (R, 4 * C or 4) and softmax scores (R, C + 1)."""
+        scores = F.softmax(cls_score.float(), dim=-1)
+        bboxes = self.bbox_coder.decode(roi[:, 1:].float(), bbox_pred.float(), max_shape=meta['img_shape'][:2])
+        if rescale:
+            sf = meta['scale_factor']
+            bboxes = (bboxes.view(roi.size(0), -1, 4) / bboxes.new_tensor([sf[0], sf[1], sf[0], sf[1]])).flatten(1)
+        return InstanceData(bboxes=bboxes, scores=scores)

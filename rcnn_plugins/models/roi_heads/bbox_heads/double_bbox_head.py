@@ -49,7 +49,8 @@ class DoubleConvFCBBoxHead(BBoxHead):
         conv_cfg, norm_cfg: of the bottlenecks (the res block always uses BN, as MMDetection).
         **kwargs: ``BBoxHead`` arguments (``with_avg_pool`` defaults to True and must stay True).
 
-    ``forward(x_cls (R, C, 7, 7), x_reg (R, C, 7, 7)) -> (cls_score (R, num_classes + 1), bbox_pred (R, 4C or 4))``.
+    ``forward(x_cls (R, C, 7, 7), x_reg (R, C, 7, 7) = x_cls) -> (cls_score (R, num_classes + 1),
+    bbox_pred (R, 4C or 4))``.
     """
 
     def __init__(self, num_convs: int = 0, num_fcs: int = 0, conv_out_channels: int = 1024,
@@ -79,7 +80,11 @@ class DoubleConvFCBBoxHead(BBoxHead):
         self.fc_cls = nn.Linear(fc_out_channels, self.num_classes + 1)
         self.relu = nn.ReLU()
 
-    def forward(self, x_cls: Tensor, x_reg: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, x_reg: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """x: the classification branch's RoI features (MMDetection's ``x_cls``, passed first as there);
+        x_reg: the regression branch's (the enlarged RoIs'); None reads ``x`` in both branches."""
+        x_cls = x
+        x_reg = x if x_reg is None else x_reg
         x_conv = self.res_block(x_reg)
         for block in self.conv_branch:
             x_conv = block(x_conv)

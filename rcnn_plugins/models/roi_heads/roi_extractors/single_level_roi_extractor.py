@@ -113,10 +113,12 @@ class SingleRoIExtractor(BaseModule):
         if num_levels == 1:
             return self.roi_layers[0](feats[0], rois)
         out = feats[0].new_zeros(rois.size(0), self.out_channels, *self.output_size)
+        # In graph capture (export) a level's RoI count is symbolic: pool every level, no branch.
+        capture = torch.jit.is_tracing() or torch.compiler.is_exporting()
         for i in range(num_levels):
             inds = (lvls == i).nonzero().squeeze(1)
-            if inds.numel() > 0:
-                out[inds] = self.roi_layers[i](feats[i], rois[inds]).to(out.dtype)
+            if capture or inds.numel() > 0:
+                out = out.index_put((inds,), self.roi_layers[i](feats[i], rois[inds]).to(out.dtype))
             else:
                 # Keep every level in the autograd graph so distributed training (DDP) sees the
                 # same set of used parameters on every GPU.

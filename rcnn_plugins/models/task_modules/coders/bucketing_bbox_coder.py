@@ -124,11 +124,10 @@ class BucketingBBoxCoder:
         centre = centres.gather(2, best)[..., 0]  # (N, 4)
         offset = offset_preds.reshape(n, 4, self.side_num).gather(2, best)[..., 0]
         x1, x2, y1, y2 = (centre - offset * size).unbind(1)
-        if self.clip_border and max_shape is not None:
-            h, w = max_shape[:2]
-            x1, x2 = x1.clamp(min=0, max=w - 1), x2.clamp(min=0, max=w - 1)
-            y1, y2 = y1.clamp(min=0, max=h - 1), y2.clamp(min=0, max=h - 1)
         boxes = torch.stack([x1, y1, x2, y2], dim=-1)
+        if self.clip_border and max_shape is not None:
+            hw = torch.as_tensor(max_shape, dtype=boxes.dtype, device=boxes.device)[:2]
+            boxes = torch.min(boxes.clamp(min=0), (hw.flip(0) - 1).repeat(2))  # (w-1, h-1, w-1, h-1)
         neighbours = ((top_labels[..., 0] - top_labels[..., 1]).abs() == 1).to(top_scores.dtype)
         loc_confidence = (top_scores[..., 0] + top_scores[..., 1] * neighbours).mean(dim=1)
         return boxes, loc_confidence

@@ -58,9 +58,9 @@ class LegacyDeltaXYWHBBoxCoder:
         gwh = pwh * dwh.exp()
         boxes = torch.cat([gxy - gwh * 0.5, gxy + gwh * 0.5], dim=-1)
         if max_shape is not None:
-            h, w = max_shape[:2]
-            upper = boxes.new_tensor([w - 1, h - 1, w - 1, h - 1])
-            boxes = torch.min(boxes.clamp(min=0), upper)
+            # (h, w) as a tuple or a tensor (kept in the graph when traced): bounds (w-1, h-1, w-1, h-1).
+            hw = torch.as_tensor(max_shape, dtype=boxes.dtype, device=boxes.device)[:2]
+            boxes = torch.min(boxes.clamp(min=0), (hw.flip(0) - 1).repeat(2))
         return boxes.reshape(pred_bboxes.shape)
 
     def __repr__(self) -> str:

@@ -1,4 +1,5 @@
 """Prior (anchor) generators, registered in ``TASK_UTILS``."""
 from .anchor_generator import AnchorGenerator
+from .legacy_anchor_generator import LegacyAnchorGenerator
 
-__all__ = ['AnchorGenerator']
+__all__ = ['AnchorGenerator', 'LegacyAnchorGenerator']

@@ -155,6 +155,12 @@ class AnchorGenerator:
             raise ValueError(f'AnchorGenerator.grid_priors: got {len(featmap_sizes)} feature-map sizes for '
                              f'{self.num_levels} levels')
         device = torch.device(device)
+        if torch.jit.is_tracing() or torch.compiler.is_exporting():
+            # Sizes are symbolic in graph capture: no int() (it would freeze them) and no cache.
+            sizes = [tuple(s) for s in featmap_sizes]
+            strides = self._level_strides(sizes)
+            return [self.single_level_grid_priors(size, i, dtype, device, stride=strides[i])
+                    for i, size in enumerate(sizes)]
         key = (tuple((int(s[0]), int(s[1])) for s in featmap_sizes), dtype, device)
         cached = self._grid_cache.get(key)
         if cached is not None:

@@ -6,6 +6,7 @@ from .ohem_sampler import OHEMSampler
 from .pseudo_sampler import PseudoSampler
 from .random_sampler import RandomSampler
 from .sampling_result import SamplingResult
+from .score_hlr_sampler import ScoreHLRSampler
 
 __all__ = ['CombinedSampler', 'InstanceBalancedPosSampler', 'IoUBalancedNegSampler', 'OHEMSampler', 'PseudoSampler',
-           'RandomSampler', 'SamplingResult']
+           'RandomSampler', 'SamplingResult', 'ScoreHLRSampler']

@@ -55,3 +55,11 @@ def test_tblr_hand_case_and_round_trip():
     assert out.tolist() == [[[0., 0., 12., 15.]], [[0., 0., 15., 30.]]]
     with pytest.raises(AssertionError):
         coder.decode(priors, torch.ones(2, 1, 4), max_shape=[(15, 12), (40, 40), (1, 1)])
+
+
+def test_max_shape_as_tensor():
+    # The post-processing passes (h, w) as a float tensor.
+    coder = LegacyDeltaXYWHBBoxCoder()
+    out = coder.decode(torch.tensor([[0., 0., 30., 30.]]), torch.tensor([[0., 0., 1., 1.]]),
+                       max_shape=torch.tensor([20., 25.]))
+    assert out.tolist() == [[0., 0., 24., 19.]]

@@ -1,4 +1,5 @@
-"""Error types shared across layers (this module imports nothing from the package)."""
+"""Error types shared across layers (the lowest layer, so models, datasets and evaluation can all
+raise them; this module imports nothing)."""
 
 
 class MMDetArgumentError(ValueError, AssertionError):

@@ -1,0 +1,30 @@
+"""The configs that swap in this round's losses / coders / anchors build MMDetection's exact
+state_dict layout (keys and shapes from <repo>/../shared/mmdet_zoo or $MMDET_ZOO_DIR), so zoo checkpoints load strict."""
+import json
+import os
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from rcnn_plugins.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ZOO = osp.join(os.environ.get('MMDET_ZOO_DIR', osp.join(REPO, '..', 'shared', 'mmdet_zoo')), 'keys')
+CONFIGS = ['legacy_1.x/faster-rcnn_r50_fpn_1x_coco_v1.py', 'faster_rcnn/faster-rcnn_r50_fpn_giou_1x_coco.py',
+           'faster_rcnn/faster-rcnn_r50_fpn_iou_1x_coco.py', 'faster_rcnn/faster-rcnn_r50_fpn_bounded-iou_1x_coco.py']
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_state_dict_layout_matches_mmdetection(config):
+    ref_path = osp.join(ZOO, config.replace('/', '__').replace('.py', '.json'))
+    if not osp.exists(ref_path):
+        pytest.skip(f'MMDetection zoo key list not found at {ref_path} (set MMDET_ZOO_DIR to the mmdet_zoo folder)')
+    ref = json.load(open(ref_path))['state_dict']
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    cfg.model.backbone.init_cfg = None
+    init_default_scope('rcnn_plugins')
+    mine = {k: list(v.shape) for k, v in MODELS.build(cfg.model).state_dict().items()}
+    assert sorted(set(mine) ^ set(ref)) == []
+    assert {k: v for k, v in mine.items() if ref[k] != v} == {}

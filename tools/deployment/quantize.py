@@ -1,0 +1,11 @@
+"""int8 static quantization of a detector with its mAP before/after and speed-up:
+
+    python tools/deployment/quantize.py CONFIG CKPT --calib-images 100 --backend onnxruntime|openvino
+        [--max-drop 1.0] [--force] [--out FILE] [--cfg-options ...]
+"""
+import sys
+
+from rcnn_plugins.deployment.quantize import main
+
+if __name__ == '__main__':
+    sys.exit(main())
