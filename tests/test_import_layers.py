@@ -18,7 +18,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PACKAGE = osp.join(REPO, 'rcnn_plugins')
 
 LAYERS = [
-    {'structures', 'registry', 'fileio', 'config_utils', 'rng', '__init__'},
+    {'structures', 'registry', 'mmdet_type_names', 'fileio', 'config_utils', 'rng', '__init__'},
     {'models', 'datasets'},
     {'evaluation', 'visualization', 'analysis', 'deployment'},
     {'engine'},
