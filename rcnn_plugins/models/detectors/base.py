@@ -75,6 +75,26 @@ def rpn_head_config(rpn_head: dict, train_cfg: Optional[dict], test_cfg: Optiona
     return cfg
 
 
+
+def objectness_samples(batch_data_samples: List[DetDataSample]) -> List[DetDataSample]:
+    """Copies of the samples whose gt labels are all 0 (object), for the RPN head's loss.
+
+    An RPN predicts objectness only; as MMDetection's two-stage detector does, every gt box is
+    relabelled here so any dense head (``RPNHead``, ``FCOSHead`` with ``num_classes=1``, ...)
+    trains as an RPN. The callers' samples are left untouched (the RoI head needs the real labels).
+    """
+    out = []
+    for sample in batch_data_samples:
+        # Shallow copies (mmengine's clone): new containers, the same tensors, so relabelling
+        # does not reach the caller's gt_instances.
+        copy_ = sample.clone()
+        if 'gt_instances' in copy_:
+            gt = copy_.gt_instances.clone()
+            gt.labels = torch.zeros_like(gt.labels)
+            copy_.gt_instances = gt
+        out.append(copy_)
+    return out
+
 class BaseDetector(BaseModel):
     """Backbone (+ optional neck) and the mode dispatch; subclasses add heads, ``loss``,
     ``predict`` and ``_forward``."""

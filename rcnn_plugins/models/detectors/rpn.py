@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ...registry import MODELS, build_or_use
 from ...structures import DetDataSample
-from .base import BaseDetector, check_data_samples, check_train_test_cfgs, rpn_head_config
+from .base import BaseDetector, check_data_samples, check_train_test_cfgs, objectness_samples, rpn_head_config
 
 
 @MODELS.register_module()
@@ -35,7 +35,7 @@ class RPN(BaseDetector):
         """``loss_rpn_cls``, ``loss_rpn_bbox``."""
         check_data_samples(batch_inputs, batch_data_samples, need_gt=True)
         x = self.extract_feat(batch_inputs)
-        return self.bbox_head.loss(x, batch_data_samples)
+        return self.bbox_head.loss(x, objectness_samples(batch_data_samples))
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: List[DetDataSample],
                 rescale: bool = True) -> List[DetDataSample]:

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ...registry import MODELS, build_or_use
 from ...structures import DetDataSample
-from .base import BaseDetector, check_data_samples, check_train_test_cfgs, rpn_head_config
+from .base import BaseDetector, check_data_samples, check_train_test_cfgs, objectness_samples, rpn_head_config
 
 
 @MODELS.register_module()
@@ -74,7 +74,7 @@ class TwoStageDetector(BaseDetector):
         if self.with_rpn:
             proposal_cfg = self.train_cfg.get('rpn_proposal', self.test_cfg['rpn'])
             rpn_losses, rpn_results_list = self.rpn_head.loss_and_predict(
-                x, batch_data_samples, proposal_cfg=proposal_cfg)
+                x, objectness_samples(batch_data_samples), proposal_cfg=proposal_cfg)
             # RPNHead names its losses loss_rpn_*; other heads' losses get MMDetection's 'rpn_' prefix.
             for key in list(rpn_losses):
                 if 'loss' in key and 'rpn' not in key:

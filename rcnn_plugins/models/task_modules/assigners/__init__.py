@@ -1,6 +1,7 @@
 """Assigners (which ground truth each prior should predict) and IoU calculators."""
+from .approx_max_iou_assigner import ApproxMaxIoUAssigner
 from .assign_result import AssignResult
 from .iou2d_calculator import BboxOverlaps2D
 from .max_iou_assigner import MaxIoUAssigner
 
-__all__ = ['AssignResult', 'BboxOverlaps2D', 'MaxIoUAssigner']
+__all__ = ['ApproxMaxIoUAssigner', 'AssignResult', 'BboxOverlaps2D', 'MaxIoUAssigner']

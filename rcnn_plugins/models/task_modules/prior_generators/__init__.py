@@ -1,5 +1,6 @@
 """Prior (anchor) generators, registered in ``TASK_UTILS``."""
 from .anchor_generator import AnchorGenerator
 from .legacy_anchor_generator import LegacyAnchorGenerator
+from .point_generator import MlvlPointGenerator
 
-__all__ = ['AnchorGenerator', 'LegacyAnchorGenerator']
+__all__ = ['AnchorGenerator', 'LegacyAnchorGenerator', 'MlvlPointGenerator']
