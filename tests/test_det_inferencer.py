@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine.dataset import pseudo_collate
 from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
 from pycocotools.coco import COCO
 
 from rcnn_plugins.apis import DetInferencer, inference_detector
