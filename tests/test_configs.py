@@ -56,13 +56,14 @@ def test_config_builds(path):
     assert cfg.default_scope == 'rcnn_plugins'
     cfg.merge_from_dict(TINY_CFG_OPTIONS.get(osp.basename(path), {}))
     model = build_model(cfg)
-    assert type(model).__name__ == cfg.model.type  # FasterRCNN, or FastRCNN on given proposals
+    assert type(model).__name__ == cfg.model.type  # FasterRCNN, FastRCNN on given proposals, or an RPN
     assert type(model).__module__.startswith('rcnn_plugins.')
-    # The bbox head predicts num_classes + 1 (background) scores (Cascade R-CNN: one head per stage).
-    heads, head_cfgs = model.roi_head.bbox_head, cfg.model.roi_head.bbox_head
-    if isinstance(head_cfgs, dict):
-        heads, head_cfgs = [heads], [head_cfgs]
-    assert [h.num_classes for h in heads] == [c.num_classes for c in head_cfgs]
+    if 'roi_head' in cfg.model:
+        # The bbox head predicts num_classes + 1 (background) scores (Cascade R-CNN: one head per stage).
+        heads, head_cfgs = model.roi_head.bbox_head, cfg.model.roi_head.bbox_head
+        if isinstance(head_cfgs, dict):
+            heads, head_cfgs = [heads], [head_cfgs]
+        assert [h.num_classes for h in heads] == [c.num_classes for c in head_cfgs]
     tiny_loss_and_predict(model, TINY_BATCH.get(osp.basename(path), 1))
 
 
@@ -88,6 +89,8 @@ def tiny_loss_and_predict(model, batch=1):
             cfg.update(nms_pre=64, max_per_img=16)
     if getattr(model, 'with_rpn', False) and model.rpn_head.train_cfg is not None:
         model.rpn_head.train_cfg['allowed_border'] = -1  # VGG's 128-512 px anchors exceed a tiny image
+    if model.test_cfg.get('rpn') is not None and hasattr(model, 'bbox_head'):  # an RPN detector
+        model.bbox_head.test_cfg.update(nms_pre=64, max_per_img=16)
     torch.manual_seed(0)
     inputs = torch.randn(batch, 3, 128, 128)
     model.train()

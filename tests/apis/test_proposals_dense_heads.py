@@ -1,5 +1,5 @@
 """Proposal files from the RPN variants: a two-stage detector whose rpn_head is a dense head other
-than RPNHead (FCOSHead here) writes, per image, its head's rescaled proposals."""
+than RPNHead (FCOSHead, GARPNHead) writes, per image, its head's rescaled proposals."""
 import importlib.util
 import os.path as osp
 import pickle
@@ -29,19 +29,32 @@ def demo_data(tmp_path_factory):
     return root
 
 
-def test_fcos_rpn_proposal_file(demo_data, tmp_path):
+HEADS = {
+    'fcos': dict(type='FCOSHead', num_classes=1, in_channels=64, feat_channels=16, stacked_convs=1,
+                 strides=[4, 8, 16, 32, 64], norm_cfg=dict(type='GN', num_groups=4)),
+    'ga': dict(type='GARPNHead', in_channels=64, feat_channels=64,
+               approx_anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=3,
+                                            ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64]),
+               square_anchor_generator=dict(type='AnchorGenerator', ratios=[1.0], scales=[4],
+                                            strides=[4, 8, 16, 32, 64])),
+}
+
+
+@pytest.mark.parametrize('head', list(HEADS))
+def test_rpn_variant_proposal_file(demo_data, tmp_path, head):
     cfg = Config.fromfile(DEMO)
     for split in ('train', 'val', 'test'):
         cfg[f'{split}_dataloader'].dataset.data_root = demo_data + '/'
         cfg[f'{split}_dataloader'].batch_size = 1  # batch padding would change the features
     init_default_scope('rcnn_plugins')
-    cfg.model.rpn_head = dict(type='FCOSHead', num_classes=1, in_channels=64, feat_channels=16, stacked_convs=1,
-                              strides=[4, 8, 16, 32, 64], norm_cfg=dict(type='GN', num_groups=4))
+    cfg.model.rpn_head = HEADS[head]
+    cfg.model.test_cfg.rpn.nms_post = 100  # GARPNHead's per-level budget
+    cfg.model.train_cfg = None  # inference only (the demo's train_cfg is RPNHead's)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.eval()
-    path, = generate_proposal_files(model, cfg, str(tmp_path / 'fcos.pkl'), split='val')
+    path, = generate_proposal_files(model, cfg, str(tmp_path / f'{head}.pkl'), split='val')
     with open(path, 'rb') as f:
         written = pickle.load(f)
     dataset = DATASETS.build(dict(cfg.val_dataloader.dataset))

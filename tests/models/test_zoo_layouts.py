@@ -34,6 +34,9 @@ CASES = [
     ('configs/detectors/cascade-rcnn_r50-rfp_1x_coco.py', 'detectors__cascade-rcnn_r50-rfp_1x_coco.json'),
     ('configs/faster_rcnn/faster-rcnn_r50_fpn_fcos-rpn_1x_coco.py',
      'faster_rcnn__faster-rcnn_r50_fpn_fcos-rpn_1x_coco.json'),
+    ('configs/guided_anchoring/ga-faster-rcnn_r50_fpn_1x_coco.py',
+     'guided_anchoring__ga-faster-rcnn_r50_fpn_1x_coco.json'),
+    ('configs/guided_anchoring/ga-rpn_r50_fpn_1x_coco.py', 'guided_anchoring__ga-rpn_r50_fpn_1x_coco.json'),
 ]
 
 

@@ -22,6 +22,14 @@ from ...structures import DetDataSample
 from ..utils import require_cfg, unpack_gt_instances
 
 
+def check_no_gt_proposals(sampler, where: str) -> None:
+    """A dense head samples among its priors only: a sampler that prepends the gt boxes as extra
+    candidates (``add_gt_as_proposals=True``, the RoI samplers' default) would index past them."""
+    if getattr(sampler, 'add_gt_as_proposals', False):
+        raise ValueError(f'{where}: add_gt_as_proposals=True is not supported in a dense head (the gts are not '
+                         'priors); set add_gt_as_proposals=False, as MMDetection\'s RPN configs do')
+
+
 class AnchorHead(BaseModule):
     """Anchor-based dense head: per level a ``conv_cls`` and a ``conv_reg`` 1x1 conv.
 
@@ -77,6 +85,7 @@ class AnchorHead(BaseModule):
             # No sampler configured: every assigned anchor counts (MMDetection's PseudoSampler
             # default, e.g. with FocalLoss); the losses are then averaged over the positives.
             self.sampler = build_or_use(TASK_UTILS, train_cfg.get('sampler') or dict(type='PseudoSampler'))
+            check_no_gt_proposals(self.sampler, f'{type(self).__name__} train_cfg.sampler')
         self._init_layers()
 
     def _init_layers(self) -> None:

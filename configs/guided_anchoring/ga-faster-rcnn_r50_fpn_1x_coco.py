@@ -1,0 +1,40 @@
+# Faster R-CNN, ResNet-50 + FPN, 1x COCO, with the guided-anchoring RPN (Wang et al., 2019): one
+# learnt anchor shape per location, proposals only where the location branch fires, features
+# adapted to the anchor shape by a deformable conv. As MMDetection's
+# configs/guided_anchoring/ga-faster-rcnn_r50_fpn_1x_coco.py.
+_base_ = '../faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+model = dict(
+    rpn_head=dict(
+        _delete_=True,
+        type='GARPNHead',
+        in_channels=256,
+        feat_channels=256,
+        # The 9 approxs of a location (3 scales x 3 ratios) decide whether it is positive for the shape loss.
+        approx_anchor_generator=dict(
+            type='AnchorGenerator', octave_base_scale=8, scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
+            strides=[4, 8, 16, 32, 64]),
+        # One square per location: the anchor whose (w, h) the shape branch predicts.
+        square_anchor_generator=dict(type='AnchorGenerator', ratios=[1.0], scales=[8], strides=[4, 8, 16, 32, 64]),
+        anchor_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0] * 4, target_stds=[0.07, 0.07, 0.14, 0.14]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0] * 4, target_stds=[0.07, 0.07, 0.11, 0.11]),
+        loc_filter_thr=0.01,
+        loss_loc=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
+        loss_shape=dict(type='BoundedIoULoss', beta=0.2, loss_weight=1.0),
+        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+        loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0)),
+    roi_head=dict(bbox_head=dict(bbox_coder=dict(target_stds=[0.05, 0.05, 0.1, 0.1]))),
+    train_cfg=dict(
+        rpn=dict(
+            ga_assigner=dict(type='ApproxMaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.3,
+                             ignore_iof_thr=-1),
+            ga_sampler=dict(type='RandomSampler', num=256, pos_fraction=0.5, neg_pos_ub=-1,
+                            add_gt_as_proposals=False),
+            allowed_border=-1,
+            center_ratio=0.2,
+            ignore_ratio=0.5),
+        rpn_proposal=dict(nms_post=1000, max_per_img=300),
+        rcnn=dict(
+            assigner=dict(pos_iou_thr=0.6, neg_iou_thr=0.6, min_pos_iou=0.6),
+            sampler=dict(type='RandomSampler', num=256))),
+    test_cfg=dict(rpn=dict(nms_post=1000, max_per_img=300), rcnn=dict(score_thr=1e-3)))
+optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
