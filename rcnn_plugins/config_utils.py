@@ -2,7 +2,7 @@
 
 - :func:`load_config`: a config file plus ``--cfg-options`` overrides, each override key checked
   for typos first (:func:`typo_in_override`);
-- :func:`test_pipeline_cfg`: the test pipeline, through any dataset wrappers;
+- :func:`get_test_pipeline_cfg`: the test pipeline, through any dataset wrappers;
 - :func:`leaf_datasets`: the dataset configs inside wrappers;
 - :func:`num_classes`: the number of classes of a detector config (also RPN-only ones);
 - :func:`enter_default_scope`: switch mmengine's registries to the config's default scope.
@@ -94,7 +94,7 @@ def leaf_datasets(dataset_cfg: dict) -> List[dict]:
     return [dataset_cfg]
 
 
-def test_pipeline_cfg(cfg: Config, drop=('LoadAnnotations', )) -> List[dict]:
+def get_test_pipeline_cfg(cfg: Config, drop=('LoadAnnotations', )) -> List[dict]:
     """A copy of the transforms of the config's test pipeline (``test_dataloader``, else
     ``val_dataloader``), without the transform types in ``drop`` (inference images carry no
     annotations).

@@ -99,8 +99,8 @@ def test_benchmark_all_modes_tiny(bench, tiny_models):
 def test_fast_variants_keep_the_models_outputs(bench, tiny_models):
     """The fast-path copies (BN folded, channels-last) compute what the eager models compute, so
     the rows time the same work; the originals are left untouched."""
-    from rcnn_plugins.benchmark.inputs import make_batch, ours_data, tv_data
-    from rcnn_plugins.benchmark.variants import apply_variant
+    from benchmarks.inputs import make_batch, ours_data, tv_data
+    from benchmarks.variants import apply_variant
     ours, tv, _ = tiny_models
     batch = make_batch(1, (64, 96))
     fast_ours = apply_variant('ours', ours, 'fp32-fast', 'infer')

@@ -2,7 +2,7 @@
 the per-class APs) on a synthetic COCO-like case with crowd boxes and all three area ranges."""
 import pytest
 
-from rcnn_plugins.benchmark.coco_eval import synthetic_coco
+from benchmarks.coco_eval import synthetic_coco
 from rcnn_plugins.evaluation import CocoMetric
 
 pytest.importorskip('faster_coco_eval', reason="backend='faster_coco_eval' needs the faster-coco-eval package")

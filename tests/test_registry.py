@@ -19,8 +19,16 @@ def build_error(registry, type_name):
     return str(info.value.args[0])
 
 
-@pytest.mark.parametrize('name', ['MaskRCNN', 'RetinaNet', 'DETR', 'DINO', 'FCNMaskHead', 'DCNv2'])
+@pytest.mark.parametrize('name', ['MaskRCNN', 'RetinaNet', 'DETR', 'DINO', 'FCNMaskHead', 'an mmcv.ops layer'])
 def test_mmdet_type_we_lack_is_named_without_lookalike(name):
+    if name == 'an mmcv.ops layer':  # whichever compiled-op layer is still missing when the test runs
+        from rcnn_plugins.registry import _MMCV_OPS_MODELS
+        missing = [n for n in _MMCV_OPS_MODELS if n in mmdet_only_names('model')]
+        if not missing:
+            pytest.skip('every mmcv.ops layer of the list is registered here now')
+        name = missing[0]
+    if name in MODELS.module_dict:
+        pytest.skip(f'{name} is registered here now')
     message = build_error(MODELS, name)
     assert 'that rcnn_plugins does not have' in message and 'docs/MMDET_DIFFERENCES.md' in message
     assert 'did you mean' not in message
@@ -58,8 +66,11 @@ def test_typos_get_spelling_variants_only():
     assert "did you mean 'FasterRCNN'?" in build_error(MODELS, 'fasterrcnn')   # case: only that name
     assert "did you mean 'FasterRCNN'?" in build_error(MODELS, 'FasterRCN')    # one edit
     assert "did you mean 'Resize'" in build_error(TRANSFORMS, 'Resise')
-    message = build_error(MODELS, 'ResNext')  # a spelling of an MMDetection name we lack
-    assert "'ResNeXt' (an MMDetection type rcnn_plugins does not have)" in message and "'ResNet'" not in message
+    # A spelling of an MMDetection name we lack (chosen when the test runs: others get added here).
+    lacking = next(n for n in mmdet_only_names('model') if n.lower() != n and n.lower() not in
+                   {m.lower() for m in MODELS.module_dict})
+    message = build_error(MODELS, lacking.lower())
+    assert f"did you mean {lacking!r} (an MMDetection type rcnn_plugins does not have)?" in message
     message = build_error(MODELS, 'CompletelyUnknownThing')
     assert 'did you mean' not in message and 'registered names' in message
     assert 'is a dataset of MMDetection 3.3' in build_error(DATASETS, 'LVISV1Dataset')

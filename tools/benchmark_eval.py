@@ -2,14 +2,18 @@
 
     python tools/benchmark_eval.py [--images 5000] [--dets 100] [--json out.json]
 
-Logic: :mod:`rcnn_plugins.benchmark.coco_eval`. Prints seconds per backend and checks that the
+Logic: :mod:`benchmarks.coco_eval`. Prints seconds per backend and checks that the
 metrics are equal.
 """
 import argparse
 import json
+import os
+import sys
 import tempfile
 
-from rcnn_plugins.benchmark.coco_eval import time_backends
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/ is not installed
+
+from benchmarks.coco_eval import time_backends  # noqa: E402
 
 
 def main(argv=None) -> None:

@@ -137,10 +137,13 @@ def main() -> None:
                 print(f'{label:<22} {clients:>7} {rate:>8.2f} {p50:>8.0f} {p99:>8.0f} {errors:>6}', flush=True)
             loaded_mb = memory_mb(url)
             line = f'  server memory: {warm_mb:.0f} MiB after warm-up, {loaded_mb:.0f} MiB after the load'
-            if args.soak > 0:
-                load(url, jpegs, max(args.concurrency), args.soak)
-                line += f', {memory_mb(url):.0f} MiB after {args.soak:g} s more'
             print(line, flush=True)
+            done = 0.0
+            while done < args.soak:  # memory once a minute: a leak grows, allocator warm-up levels off
+                step = min(60.0, args.soak - done)
+                load(url, jpegs, max(args.concurrency), step)
+                done += step
+                print(f'  server memory after {done:g} s more load: {memory_mb(url):.0f} MiB', flush=True)
         finally:
             proc.terminate()
             try:

@@ -19,14 +19,12 @@ import sys
 import time
 
 import torch
-from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import make_demo_data  # noqa: E402  (tools/ is not a package)
 
 from rcnn_plugins.cli import test_main, train_main  # noqa: E402
 from rcnn_plugins.engine.optimizers import cpu_bf16_supported  # noqa: E402
-
 
 # Epochs per precision. The schedule is fixed per precision (not per machine), so a run is
 # reproducible; bf16 steps are ~2x faster on CPUs with native bf16, which buys the extra epochs

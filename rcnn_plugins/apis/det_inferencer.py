@@ -30,6 +30,7 @@ from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData
 from tqdm import tqdm
 
+from ..config_utils import get_test_pipeline_cfg
 from ..config_utils import num_classes as config_num_classes
 from ..datasets.transforms.loading import to_bgr_uint8
 from ..deployment.backends import BackendPredictor, require_backend
@@ -37,7 +38,7 @@ from ..registry import DATASETS, MODELS, TRANSFORMS, build_or_use
 from ..structures import DetDataSample
 from ..visualization import DetLocalVisualizer
 from .batching import batch_by_shape, group_by_shape
-from .inference import get_test_pipeline_cfg, init_detector
+from .inference import init_detector
 from .inference_path import inference_autocast
 from .inputs import InputItem, InputsType, check_array, collect_inputs, missing_input_error
 from .results import CocoResultsWriter, OutputWriter, pred_to_dict
@@ -113,8 +114,15 @@ class DetInferencer:
         self.skipped: List[str] = []  # inputs the last call could not read
 
     def _resolve_classes(self, classes: Optional[Sequence[str]]) -> Tuple[str, ...]:
-        """``classes`` > checkpoint ``dataset_meta`` > the config's dataset > ``class i``."""
-        num_classes = config_num_classes(self.cfg)  # Cascade's list of heads and RPN-only configs too
+        """``classes`` > checkpoint ``dataset_meta`` > the config's dataset > ``class i``.
+
+        A proposal-only model (an RPN: one class-agnostic "object" class, no RoI head) is named
+        ``('object',)`` unless ``classes`` gives its one name: the dataset's class list does not
+        describe its labels.
+        """
+        num_classes = config_num_classes(self.cfg)
+        if num_classes == 1 and self.cfg.model.get('roi_head') is None and classes is None:
+            return ('object', )
         dataset = (self.cfg.get('test_dataloader') or self.cfg.get('val_dataloader') or {}).get('dataset', {})
         dataset_type = dataset.get('type')
         sources = [('--classes', classes),

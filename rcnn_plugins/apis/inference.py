@@ -16,7 +16,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import load_checkpoint
 
-from ..config_utils import enter_default_scope, merge_overrides, test_pipeline_cfg
+from ..config_utils import enter_default_scope, get_test_pipeline_cfg, merge_overrides
 from ..engine import setup_runtime
 from ..fileio import allow_unsafe_load
 from ..registry import MODELS
@@ -77,12 +77,6 @@ def init_detector(config: Union[str, Path, Config], checkpoint: Optional[str] = 
     else:
         path = choose_inference_path(device, exact=exact, amp=amp)
     return apply_inference_path(model, path)
-
-
-def get_test_pipeline_cfg(cfg: Config) -> List[dict]:
-    """The transforms of the config's test pipeline, without ``LoadAnnotations`` (inference images
-    carry none); the first one loads the image (:func:`rcnn_plugins.config_utils.test_pipeline_cfg`)."""
-    return test_pipeline_cfg(cfg)
 
 
 def _test_pipeline(cfg: Config, from_array: bool) -> Compose:

@@ -20,7 +20,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from torch.utils.data import DataLoader
 
-from ..config_utils import enter_default_scope, leaf_datasets, load_config, test_pipeline_cfg
+from ..config_utils import enter_default_scope, get_test_pipeline_cfg, leaf_datasets, load_config
 from ..datasets.proposal_file import dump_proposal_file
 from ..registry import DATASETS
 from .inference import init_detector
@@ -38,7 +38,7 @@ def proposal_file_names(out: str, num: int) -> List[str]:
 
 def proposal_pipeline(cfg: Config) -> list:
     """The config's test pipeline without ``LoadProposals`` (the RPN makes the proposals)."""
-    return test_pipeline_cfg(cfg, drop=('LoadProposals', ))
+    return get_test_pipeline_cfg(cfg, drop=('LoadProposals', ))
 
 
 def rpn_module(model: torch.nn.Module) -> torch.nn.Module:

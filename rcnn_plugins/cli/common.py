@@ -34,6 +34,8 @@ def add_unsafe_load_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def add_runner_flags(parser: argparse.ArgumentParser) -> None:
+    """The Runner commands' flags: :func:`add_config_flags` plus work dir, launcher, local rank."""
+    add_config_flags(parser)
     parser.add_argument('--work-dir', help='where logs and checkpoints go '
                         '(default: ./work_dirs/<config name>)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -57,6 +59,13 @@ def unsafe_load(args: argparse.Namespace) -> Iterator[None]:
               'weights_only=False (they can run code)', file=sys.stderr)
     with allow_unsafe_load(enabled):
         yield
+
+
+def load_runner_config(args: argparse.Namespace) -> Config:
+    """The config file of ``args.config`` with the overrides and the Runner flags applied."""
+    cfg = load_config(args.config, args)
+    apply_runner_flags(cfg, args)
+    return cfg
 
 
 def apply_runner_flags(cfg: Config, args: argparse.Namespace) -> None:

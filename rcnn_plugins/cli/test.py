@@ -7,15 +7,7 @@ import argparse
 
 from mmengine.config import Config
 
-from .common import (
-    add_config_flags,
-    add_runner_flags,
-    amp_device,
-    apply_runner_flags,
-    load_config,
-    loop_autocast,
-    unsafe_load,
-)
+from .common import add_runner_flags, amp_device, load_runner_config, loop_autocast, unsafe_load
 from .errors import UsageError, command
 
 
@@ -39,7 +31,6 @@ def test_parser() -> argparse.ArgumentParser:
                              '(AVX-512 BF16 / AMX)')
     add_inference_path_flags(parser)
     add_runner_flags(parser)
-    add_config_flags(parser)
     _add_tta_arg(parser)
     return parser
 
@@ -60,8 +51,7 @@ def _apply_tta(cfg: Config, args: argparse.Namespace) -> None:
 
 def test_config(args: argparse.Namespace) -> Config:
     """The config that ``tools/test.py`` with ``args`` tests with."""
-    cfg = load_config(args.config, args)
-    apply_runner_flags(cfg, args)
+    cfg = load_runner_config(args)
     cfg.load_from = args.checkpoint
     _apply_tta(cfg, args)
 

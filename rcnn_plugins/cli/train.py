@@ -7,15 +7,7 @@ import argparse
 
 from mmengine.config import Config
 
-from .common import (
-    add_config_flags,
-    add_runner_flags,
-    amp_device,
-    apply_runner_flags,
-    load_config,
-    loop_autocast,
-    unsafe_load,
-)
+from . import common
 from .errors import UsageError, command
 
 
@@ -32,18 +24,16 @@ def train_parser() -> argparse.ArgumentParser:
         '--resume', nargs='?', type=str, const='auto',
         help='resume training: with a path, from that checkpoint; without, from the '
              'work dir\'s last_checkpoint')
-    add_runner_flags(parser)
-    add_config_flags(parser)
+    common.add_runner_flags(parser)
     return parser
 
 
 def train_config(args: argparse.Namespace) -> Config:
     """The config that ``tools/train.py`` with ``args`` trains with."""
-    cfg = load_config(args.config, args)
-    apply_runner_flags(cfg, args)
+    cfg = common.load_runner_config(args)
 
     if args.amp:
-        if amp_device() == 'cuda':
+        if common.amp_device() == 'cuda':
             if cfg.optim_wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
                 cfg.optim_wrapper.type = 'AmpOptimWrapper'
                 cfg.optim_wrapper.loss_scale = 'dynamic'
@@ -53,7 +43,7 @@ def train_config(args: argparse.Namespace) -> Config:
             for key in ('loss_scale', 'dtype', 'use_fsdp'):
                 cfg.optim_wrapper.pop(key, None)
             cfg.optim_wrapper.type = 'BF16OptimWrapper'
-        loop_autocast(cfg, 'val_cfg')
+        common.loop_autocast(cfg, 'val_cfg')
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
@@ -75,5 +65,5 @@ def train_main(argv=None) -> None:
     from rcnn_plugins.engine import build_runner
     args = train_parser().parse_args(argv)
     cfg = train_config(args)
-    with unsafe_load(args):
+    with common.unsafe_load(args):
         build_runner(cfg).train()

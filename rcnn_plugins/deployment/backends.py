@@ -17,7 +17,6 @@ key, so a stale export is never used (old files stay until deleted). Without a c
 cache is ``~/.cache/rcnn_plugins/exports``.
 """
 import hashlib
-import os
 import os.path as osp
 import warnings
 from typing import List, Optional, Tuple

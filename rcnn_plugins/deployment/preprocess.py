@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..config_utils import get_test_pipeline_cfg
 from ..registry import TRANSFORMS
 
 
@@ -33,11 +34,7 @@ def preprocess_spec(cfg, shape: Optional[Sequence[int]] = None) -> dict:
         shape: (H, W) of a fixed-size export, or None (dynamic: the config's resize).
     """
     dp = cfg.model.get('data_preprocessor') or {}
-    dataloader = cfg.get('test_dataloader') or cfg.get('val_dataloader') or {}
-    dataset = dataloader.get('dataset', {})
-    while 'pipeline' not in dataset and 'dataset' in dataset:  # wrappers such as RepeatDataset
-        dataset = dataset['dataset']
-    resizes = [dict(t) for t in dataset.get('pipeline', []) if t.get('type') == 'Resize']
+    resizes = [dict(t) for t in get_test_pipeline_cfg(cfg, drop=()) if t.get('type') == 'Resize']
     if len(resizes) != 1:
         raise ValueError(f'preprocess_spec: the config\'s test pipeline needs exactly one Resize, found '
                          f'{len(resizes)}; the exported model expects resized images.')

@@ -5,8 +5,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.structures import InstanceData
 
-from ..structures.errors import MMDetArgumentError  # noqa: F401  (re-exported for the models)
 from ..structures import DetDataSample
+from ..structures.errors import MMDetArgumentError  # noqa: F401  (re-exported for the models)
 
 
 def unpack_gt_instances(batch_data_samples: Sequence[DetDataSample]

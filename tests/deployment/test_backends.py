@@ -102,3 +102,33 @@ def test_test_step_batch_equals_batch_of_one(setup):
         assert torch.equal(got.pred_instances.labels, alone.labels)
         torch.testing.assert_close(got.pred_instances.scores, alone.scores)
         torch.testing.assert_close(got.pred_instances.bboxes, alone.bboxes)
+
+
+@pytest.mark.slow
+def test_tools_test_backend_gives_eager_results(setup, tmp_path):
+    """tools/test.py --backend onnxruntime on a generated dataset: the dumped detections of every
+    image equal the eager run's, and so do the metrics."""
+    import pickle
+    pytest.importorskip('onnxruntime')
+    data = str(tmp_path / 'data')
+    run = dict(cwd=REPO, capture_output=True, text=True, timeout=900, env=dict(os.environ, PYTHONPATH=REPO))
+    assert subprocess.run([sys.executable, 'tools/make_demo_data.py', '--out', data, '--num-train', '2',
+                           '--num-val', '6'], **run).returncode == 0
+    opts = ['--cfg-options', *(f'{k}_dataloader.dataset.data_root={data}/' for k in ('val', 'test')),
+            *(f'{k}_evaluator.ann_file={data}/annotations/val.json' for k in ('val', 'test')),
+            *(f'{k}={v}' for k, v in OPTIONS.items())]
+    results = {}
+    for backend in ('pytorch', 'onnxruntime'):
+        out = str(tmp_path / f'{backend}.pkl')
+        proc = subprocess.run([sys.executable, 'tools/test.py', DEMO, setup['ckpt'], '--backend', backend, '--exact',
+                               '--work-dir', str(tmp_path / backend), '--out', out, *opts], **run)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        with open(out, 'rb') as f:
+            results[backend] = pickle.load(f)
+    assert len(results['pytorch']) == 6
+    for a, b in zip(results['pytorch'], results['onnxruntime']):
+        pa, pb = a['pred_instances'], b['pred_instances']
+        assert len(pa['scores']) == len(pb['scores']) > 0
+        assert torch.equal(pa['labels'], pb['labels'])
+        assert (pa['bboxes'] - pb['bboxes']).abs().max() < 0.05
+        assert (pa['scores'] - pb['scores']).abs().max() < 1e-3

@@ -31,6 +31,7 @@ CASES = [
      'resnest__faster-rcnn_s50_fpn_syncbn-backbone+head_ms-range-1x_coco.json'),
     ('configs/empirical_attention/faster-rcnn_r50-attn1111_fpn_1x_coco.py',
      'empirical_attention__faster-rcnn_r50-attn1111_fpn_1x_coco.json'),
+    ('configs/detectors/cascade-rcnn_r50-rfp_1x_coco.py', 'detectors__cascade-rcnn_r50-rfp_1x_coco.json'),
     ('configs/faster_rcnn/faster-rcnn_r50_fpn_fcos-rpn_1x_coco.py',
      'faster_rcnn__faster-rcnn_r50_fpn_fcos-rpn_1x_coco.json'),
     ('configs/guided_anchoring/ga-faster-rcnn_r50_fpn_1x_coco.py',

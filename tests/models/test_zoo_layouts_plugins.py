@@ -1,5 +1,6 @@
 """The configs that swap in this round's losses / coders / anchors build MMDetection's exact
-state_dict layout (keys and shapes from <repo>/../shared/mmdet_zoo or $MMDET_ZOO_DIR), so zoo checkpoints load strict."""
+state_dict layout (keys and shapes from <repo>/../shared/mmdet_zoo or $MMDET_ZOO_DIR), so zoo
+checkpoints load strict."""
 import json
 import os
 import os.path as osp

@@ -15,7 +15,7 @@ import pytest
 
 from rcnn_plugins.apis.inputs import collect_inputs
 from rcnn_plugins.apis.sharded import read_pred, shard
-from rcnn_plugins.infer_cli import infer_main
+from rcnn_plugins.cli.infer import infer_main
 from serving_utils import REPO, make_tiny_model, write_images
 
 SIZES = [(120, 160), (100, 100), (160, 90), (128, 128), (90, 140), (150, 150)] * 3  # 18 images

@@ -7,7 +7,7 @@ earlier would make the checkpoint's BN keys unexpected). ``tools/test.py --fuse-
     custom_hooks = [dict(type='FastInferenceHook', fuse_conv_bn=True, channels_last=True)]
 """
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from rcnn_plugins.registry import HOOKS
 from ...models.fast_inference import prepare_for_inference
@@ -25,5 +25,7 @@ class FastInferenceHook(Hook):
 
     def before_test(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if isinstance(model, BaseTTAModel):  # tools/test.py --tta: the detector inside the TTA wrapper
+            model = model.module
         prepare_for_inference(model, fuse_conv_bn=self.fuse_conv_bn, channels_last=self.channels_last)
         runner.logger.info(f'inference path: {self.reason}')

@@ -5,5 +5,5 @@ from .recall import eval_recalls
 from .table import format_table
 from .utils import to_numpy
 
-__all__ = ['average_precision', 'bbox_overlaps', 'bbox_overlaps_np', 'eval_map', 'tpfp_image', 'eval_recalls', 'format_table',
-           'to_numpy']
+__all__ = ['average_precision', 'bbox_overlaps', 'bbox_overlaps_np', 'eval_map', 'tpfp_image', 'eval_recalls',
+           'format_table', 'to_numpy']

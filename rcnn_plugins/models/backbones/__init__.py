@@ -1,4 +1,5 @@
 """Backbones: networks that turn an image batch into a tuple of multi-scale feature maps."""
+from .detectors_resnet import DetectoRS_ResNet
 from .hrnet import HRNet
 from .regnet import RegNet
 from .res2net import Res2Net
@@ -10,5 +11,5 @@ from .swin import SwinTransformer
 from .timm_backbone import TIMMBackbone
 from .vgg import VGG
 
-__all__ = ['HRNet', 'RegNet', 'Res2Net', 'ResNeSt', 'ResNet', 'ResNetV1d', 'ResNeXt', 'SwinTransformer',
+__all__ = ['DetectoRS_ResNet', 'HRNet', 'RegNet', 'Res2Net', 'ResNeSt', 'ResNet', 'ResNetV1d', 'ResNeXt', 'SwinTransformer',
            'TIMMBackbone', 'VGG']

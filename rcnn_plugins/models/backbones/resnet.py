@@ -149,7 +149,8 @@ class ResNet(BaseModule):
                 block=block, inplanes=inplanes, planes=planes, num_blocks=stage_blocks[i], stride=strides[i],
                 dilation=dilations[i], style=style, avg_down=avg_down, with_cp=with_cp, conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg, dcn=dcn if dcn is not None and stage_with_dcn[i] else None,
-                plugins=self.make_stage_plugins(plugins, i) if plugins else None, init_cfg=block_init_cfg)
+                plugins=self.make_stage_plugins(plugins, i) if plugins else None, init_cfg=block_init_cfg,
+                **self.stage_kwargs(i))
             inplanes = planes * block.expansion
             self.add_module(f'layer{i + 1}', layer)
             self.res_layers.append(f'layer{i + 1}')
@@ -177,6 +178,10 @@ class ResNet(BaseModule):
     def block_for_depth(self, depth: int):
         """``(block class, blocks per stage)`` for ``depth`` (subclasses swap the block)."""
         return self.arch_settings[depth]
+
+    def stage_kwargs(self, stage_idx: int) -> dict:
+        """Extra ``make_res_layer`` arguments for stage ``stage_idx`` (DetectoRS: ``sac``, RFP input)."""
+        return {}
 
     def make_res_layer(self, **kwargs) -> ResLayer:
         """One stage (``ResLayer``); subclasses add their block arguments (groups, scales, radix)."""

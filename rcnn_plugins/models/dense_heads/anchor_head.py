@@ -175,6 +175,29 @@ class AnchorHead(BaseModule):
         label_weights[neg_inds] = 1.0
         return labels, label_weights, bbox_targets, bbox_weights, sampling.avg_factor
 
+    def targets_per_image(self, flat_anchors: Tensor, featmap_sizes: Sequence[Tuple[int, int]],
+                          batch_gt_instances: Sequence[InstanceData], batch_img_metas: Sequence[dict],
+                          batch_gt_instances_ignore: Optional[Sequence[Optional[InstanceData]]] = None) -> list:
+        """The training targets of every image (what :meth:`loss_by_feat` computes before its losses).
+
+        Args:
+            flat_anchors: (N, 4) anchors of the padded batch, levels concatenated (``grid_priors``).
+            featmap_sizes: (H_l, W_l) of each level, for the valid flags of each image's padded area.
+            batch_gt_instances, batch_img_metas, batch_gt_instances_ignore: per image.
+
+        Returns:
+            One tuple per image: labels (N,) long (``num_classes`` = background), label_weights (N,),
+            bbox_targets (N, 4), bbox_weights (N, 4), avg_factor.
+        """
+        if batch_gt_instances_ignore is None:
+            batch_gt_instances_ignore = [None] * len(batch_gt_instances)
+        targets = []
+        for gt, meta, ignore in zip(batch_gt_instances, batch_img_metas, batch_gt_instances_ignore):
+            pad_shape = meta.get('pad_shape', meta.get('batch_input_shape', meta['img_shape']))[:2]
+            flags = torch.cat(self.prior_generator.valid_flags(featmap_sizes, pad_shape, device=flat_anchors.device))
+            targets.append(self._get_targets_single(flat_anchors, flags, gt, meta, ignore))
+        return targets
+
     def loss_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
                      batch_gt_instances: List[InstanceData], batch_img_metas: List[dict],
                      batch_gt_instances_ignore: Optional[List[Optional[InstanceData]]] = None) -> dict:
@@ -200,13 +223,8 @@ class AnchorHead(BaseModule):
         device = cls_scores[0].device
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
         mlvl_anchors = self.prior_generator.grid_priors(featmap_sizes, device=device)
-        flat_anchors = torch.cat(mlvl_anchors)
-
-        targets = []
-        for gt, meta, ignore in zip(batch_gt_instances, batch_img_metas, batch_gt_instances_ignore):
-            pad_shape = meta.get('pad_shape', meta.get('batch_input_shape', meta['img_shape']))[:2]
-            flags = torch.cat(self.prior_generator.valid_flags(featmap_sizes, pad_shape, device=device))
-            targets.append(self._get_targets_single(flat_anchors, flags, gt, meta, ignore))
+        targets = self.targets_per_image(torch.cat(mlvl_anchors), featmap_sizes, batch_gt_instances,
+                                         batch_img_metas, batch_gt_instances_ignore)
         labels, label_weights, bbox_targets, bbox_weights, avg_factors = zip(*targets)
         avg_factor = sum(avg_factors)
 

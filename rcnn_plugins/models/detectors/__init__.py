@@ -1,9 +1,11 @@
-"""Detectors: the two-stage detector, Faster R-CNN, Cascade R-CNN, Fast R-CNN (given proposals) and the proposal-only RPN."""
+"""Detectors: the two-stage detector, Faster R-CNN, Cascade R-CNN, Fast R-CNN (given proposals) and the
+proposal-only RPN."""
 from .base import BaseDetector
 from .cascade_rcnn import CascadeRCNN
 from .fast_rcnn import FastRCNN
 from .faster_rcnn import FasterRCNN
 from .rpn import RPN
+from .trident_faster_rcnn import TridentFasterRCNN
 from .two_stage import TwoStageDetector
 
-__all__ = ['BaseDetector', 'TwoStageDetector', 'FasterRCNN', 'CascadeRCNN', 'FastRCNN', 'RPN']
+__all__ = ['BaseDetector', 'TwoStageDetector', 'FasterRCNN', 'CascadeRCNN', 'FastRCNN', 'RPN', 'TridentFasterRCNN']

@@ -47,6 +47,11 @@ class TwoStageDetector(BaseDetector):
     def with_rpn(self) -> bool:
         return hasattr(self, 'rpn_head') and self.rpn_head is not None
 
+    def head_samples(self, batch_data_samples: List[DetDataSample]) -> List[DetDataSample]:
+        """The data samples the heads see, one per image of the features: the inputs' own here;
+        TridentFasterRCNN repeats them once per trident branch."""
+        return batch_data_samples
+
     def _proposals(self, x, batch_data_samples) -> List[InstanceData]:
         """Precomputed ``proposals`` of the samples when they have them, else RPN proposals
         (resized-image pixels)."""
@@ -64,6 +69,7 @@ class TwoStageDetector(BaseDetector):
             raise ValueError(f'{type(self).__name__}.loss needs train_cfg (rpn, rpn_proposal, rcnn); '
                              'build the model with the train_cfg of the config')
         x = self.extract_feat(batch_inputs)
+        batch_data_samples = self.head_samples(batch_data_samples)
         losses = dict()
         if self.with_rpn:
             proposal_cfg = self.train_cfg.get('rpn_proposal', self.test_cfg['rpn'])
@@ -85,8 +91,9 @@ class TwoStageDetector(BaseDetector):
         in original-image pixels when ``rescale``."""
         check_data_samples(batch_inputs, batch_data_samples, need_gt=False)
         x = self.extract_feat(batch_inputs)
-        rpn_results_list = self._proposals(x, batch_data_samples)
-        results_list = self.roi_head.predict(x, rpn_results_list, batch_data_samples, rescale=rescale)
+        head_samples = self.head_samples(batch_data_samples)
+        rpn_results_list = self._proposals(x, head_samples)
+        results_list = self.roi_head.predict(x, rpn_results_list, head_samples, rescale=rescale)
         for sample, results in zip(batch_data_samples, results_list):
             sample.pred_instances = results
         return batch_data_samples
@@ -101,5 +108,6 @@ class TwoStageDetector(BaseDetector):
             batch_data_samples = [DetDataSample(metainfo=dict(img_shape=(h, w), scale_factor=(1.0, 1.0)))
                                   for _ in range(batch_inputs.size(0))]
         x = self.extract_feat(batch_inputs)
+        batch_data_samples = self.head_samples(batch_data_samples)
         rpn_results_list = self._proposals(x, batch_data_samples)
         return (self.roi_head.forward(x, rpn_results_list, batch_data_samples),)

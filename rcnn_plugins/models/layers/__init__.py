@@ -12,8 +12,9 @@ from .modulated_deform_conv import ModulatedDeformConv2dPack
 from .nms import batched_nms, check_nms_cfg, multiclass_nms
 from .normed_linear import NormedLinear
 from .roi_ops import RoIAlign, RoIPool
+from .saconv import SAConv2d
 from .soft_nms import batched_soft_nms, nms_match, soft_nms
 
 __all__ = ['FrozenBatchNorm2d', 'fuse_conv_bn', 'batched_nms', 'multiclass_nms', 'check_nms_cfg', 'soft_nms',
            'batched_soft_nms', 'nms_match', 'RoIAlign', 'RoIPool', 'CropAndResize', 'CARAFEPack', 'NormedLinear',
-           'DeformConv2dPack', 'ModulatedDeformConv2dPack']
+           'DeformConv2dPack', 'ModulatedDeformConv2dPack', 'SAConv2d']

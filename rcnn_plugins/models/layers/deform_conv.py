@@ -19,6 +19,21 @@ from .conv_registry import register_conv_layer
 IntPair = Union[int, Tuple[int, int]]
 
 
+def safe_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias=None, stride=(1, 1),
+                       padding=(0, 0), dilation=(1, 1), mask=None) -> torch.Tensor:
+    """``torchvision.ops.deform_conv2d`` that survives NaN offsets.
+
+    torchvision's CPU kernel crashes the process (segmentation fault) when offsets are NaN, which
+    happens once a diverging training run produces NaN activations; a crash would hide the
+    divergence from every hook. NaN offsets are sampled as 0 and the whole output is made NaN
+    (no host sync), so the run fails the way any other NaN does.
+    """
+    has_nan = torch.isnan(offset).any()
+    out = deform_conv2d(x, torch.nan_to_num(offset.to(x.dtype), nan=0.0), weight, bias, stride=stride,
+                        padding=padding, dilation=dilation, mask=None if mask is None else mask.to(x.dtype))
+    return out + torch.where(has_nan, float('nan'), 0.0).to(out.dtype)
+
+
 @register_conv_layer('DCN')
 class DeformConv2dPack(nn.Module):
     """Conv whose sampling grid is shifted per output location by learned offsets.
@@ -79,9 +94,8 @@ class DeformConv2dPack(nn.Module):
     def deform_forward(self, x: torch.Tensor, offset: torch.Tensor, mask=None) -> torch.Tensor:
         """The deformable conv with a given offset ``(B, 2*dg*kh*kw, H_out, W_out)`` and optional
         mask ``(B, dg*kh*kw, H_out, W_out)`` (each sample is multiplied by its mask value)."""
-        return deform_conv2d(x, offset.to(x.dtype), self.weight, self.bias, stride=self.stride,
-                             padding=self.padding, dilation=self.dilation,
-                             mask=None if mask is None else mask.to(x.dtype))
+        return safe_deform_conv2d(x, offset, self.weight, self.bias, stride=self.stride, padding=self.padding,
+                                  dilation=self.dilation, mask=mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.deform_forward(x, self.conv_offset(x))

@@ -73,9 +73,11 @@ def parse_nms_cfg(nms_cfg: dict, class_agnostic: bool = False) -> Tuple[float, i
             bool(nms_cfg.get('class_agnostic', class_agnostic)))
 
 
-def class_wise_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: dict, max_coordinate: Tensor) -> Tensor:
+def class_wise_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: dict,
+                   max_coordinate: Tensor) -> Tuple[Tensor, Tensor]:
     """Indices (K,) of the boxes kept by NMS done separately per ``idxs``, by descending score,
-    at most ``nms_cfg['max_num']``.
+    at most ``nms_cfg['max_num']``, and their scores (K,): the input scores, or for soft-NMS the
+    decayed ones (callers must report these, not ``scores[keep]``).
 
     Eagerly this is :func:`batched_nms` (torchvision's, which picks its per-class strategy by
     size). In graph capture (ONNX tracing, ``torch.export``) it is torchvision's coordinate-offset
@@ -85,7 +87,8 @@ def class_wise_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: dict, m
     image's longer side).
     """
     if not (torch.jit.is_tracing() or torch.compiler.is_exporting()):
-        return batched_nms(boxes, scores, idxs, nms_cfg)[1]
+        dets, keep = batched_nms(boxes, scores, idxs, nms_cfg)
+        return keep, dets[:, -1].to(scores.dtype)
     if nms_cfg.get('type', 'nms') != 'nms':
         raise NotImplementedError(f"export: NMS type {nms_cfg.get('type')!r} has no graph form here; "
                                   "export with type='nms'")
@@ -93,7 +96,8 @@ def class_wise_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: dict, m
     if not class_agnostic:
         boxes = boxes + (idxs.to(boxes.dtype) * (max_coordinate + 1))[:, None]
     keep = tv_nms(boxes, scores, iou_threshold)
-    return keep[:max_num] if max_num > 0 else keep
+    keep = keep[:max_num] if max_num > 0 else keep
+    return keep, scores[keep]
 
 
 def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: Optional[dict],

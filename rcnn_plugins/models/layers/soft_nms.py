@@ -28,6 +28,8 @@ from torch import Tensor
 from torchvision.ops import nms as tv_nms
 
 SOFT_NMS_METHODS = ('naive', 'linear', 'gaussian')
+# Largest (G, M, M) pairwise IoU tensor computed up front (float32 elements: 128 MiB).
+_MAX_IOU_MATRIX = 1 << 25
 
 
 def _iou_rows(selected: Tensor, boxes: Tensor) -> Tensor:
@@ -85,36 +87,40 @@ def batched_soft_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold:
     grid_scores[row, col] = scores.float()
     grid_index = torch.full((num_groups, width), -1, dtype=torch.long, device=boxes.device)
     grid_index[row, col] = torch.arange(num, device=boxes.device)
-    alive = grid_index >= 0
+    # Dead boxes (padding, selected, below min_score) hold -inf, so argmax picks the best live one.
     # mmcv checks min_score only on boxes other than the overall first selection.
     first = scores.float().argmax()
-    exempt = torch.zeros_like(alive)
-    exempt[row[first], col[first]] = True
-    alive &= (grid_scores >= min_score) | exempt
+    live = (grid_index >= 0) & (grid_scores >= min_score)
+    live[row[first], col[first]] = True
+    neg_inf = torch.tensor(float('-inf'), device=boxes.device)
+    grid_scores = torch.where(live, grid_scores, neg_inf)
 
     groups = torch.arange(num_groups, device=boxes.device)
-    neg_inf = torch.tensor(float('-inf'), device=boxes.device)
+    # IoUs of all pairs in a group, once, when that fits (else one row per step): a step then only
+    # gathers rows.
+    iou_all = _iou_rows(grid_boxes.reshape(-1, 4), grid_boxes.repeat_interleave(width, 0)).reshape(
+        num_groups, width, width) if num_groups * width * width <= _MAX_IOU_MATRIX else None
     bound = width if max_num <= 0 else min(width, max_num)
     kept_index: List[Tensor] = []
     kept_score: List[Tensor] = []
-    for _ in range(bound):  # sequential selections, one per group per iteration (see module docstring)
-        has = alive.any(dim=1)
+    for _ in range(bound):  # sequential selections, one per group per step (see module docstring)
+        best = grid_scores.argmax(dim=1)                                            # (G,)
+        selected = grid_scores[groups, best]
+        has = selected > neg_inf
         if not bool(has.any()):
             break
-        best = torch.where(alive, grid_scores, neg_inf).argmax(dim=1)            # (G,)
         kept_index.append(grid_index[groups, best][has])
-        kept_score.append(grid_scores[groups, best][has])
-        alive[groups, best] = False
-        iou = _iou_rows(grid_boxes[groups, best], grid_boxes)                      # (G, M)
+        kept_score.append(selected[has])
+        grid_scores[groups, best] = neg_inf
+        iou = iou_all[groups, best] if iou_all is not None else _iou_rows(grid_boxes[groups, best], grid_boxes)
         if method == 'gaussian':
             weight = torch.exp(-(iou * iou) / sigma)
         elif method == 'linear':
             weight = torch.where(iou >= iou_threshold, 1 - iou, torch.ones_like(iou))
         else:
             weight = (iou < iou_threshold).to(iou.dtype)
-        # Groups with nothing left selected a dead padding box: leave their scores alone.
-        grid_scores = torch.where(has[:, None], grid_scores * weight, grid_scores)
-        alive &= grid_scores >= min_score
+        decayed = grid_scores * weight          # -inf * 0 = nan on dead boxes: the test below drops it
+        grid_scores = torch.where(decayed >= min_score, decayed, neg_inf)
 
     if not kept_index:
         return boxes.new_zeros(0, 5), torch.zeros(0, dtype=torch.long, device=boxes.device)

@@ -5,5 +5,6 @@ from .fpn import FPN
 from .fpn_carafe import FPN_CARAFE
 from .hrfpn import HRFPN
 from .pafpn import PAFPN
+from .rfp import RFP
 
-__all__ = ['BFP', 'FPG', 'FPN', 'FPN_CARAFE', 'HRFPN', 'PAFPN']
+__all__ = ['BFP', 'FPG', 'FPN', 'FPN_CARAFE', 'HRFPN', 'PAFPN', 'RFP']

@@ -46,7 +46,7 @@ def rcnn_detections(proposals: Tensor, cls_score: Tensor, bbox_pred: Tensor, bbo
     flat = scores[:, :-1].reshape(-1)
     valid = (flat > cfg['score_thr']).nonzero().squeeze(1)
     boxes, flat, labels = per_class[valid], flat[valid], labels[valid]
-    keep = class_wise_nms(boxes, flat, labels, cfg['nms'], bound)
+    keep, kept_scores = class_wise_nms(boxes, flat, labels, cfg['nms'], bound)  # soft-NMS: decayed scores
     if cfg['max_per_img'] > 0:
-        keep = keep[:cfg['max_per_img']]
-    return boxes[keep], flat[keep], labels[keep]
+        keep, kept_scores = keep[:cfg['max_per_img']], kept_scores[:cfg['max_per_img']]
+    return boxes[keep], kept_scores, labels[keep]

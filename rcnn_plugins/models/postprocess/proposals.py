@@ -60,5 +60,5 @@ def rpn_proposals(level_scores: Sequence[Tensor], level_deltas: Sequence[Tensor]
         wh = box[:, 2:] - box[:, :2]
         keep = ((wh[:, 0] > min_size) & (wh[:, 1] > min_size)).nonzero().squeeze(1)
         box, score, ids = box[keep], score[keep], ids[keep]
-    keep = class_wise_nms(box, score, ids, cfg['nms'], bound)[:cfg['max_per_img']]
-    return box[keep], score[keep]
+    keep, kept_scores = class_wise_nms(box, score, ids, cfg['nms'], bound)  # soft-NMS: decayed scores
+    return box[keep[:cfg['max_per_img']]], kept_scores[:cfg['max_per_img']]

@@ -8,7 +8,8 @@ from .dynamic_roi_head import DynamicRoIHead
 from .roi_extractors import GenericRoIExtractor, SingleRoIExtractor
 from .shared_heads import ResLayer
 from .standard_roi_head import StandardRoIHead
+from .trident_roi_head import TridentRoIHead
 
 __all__ = ['BBoxHead', 'ConvFCBBoxHead', 'DoubleConvFCBBoxHead', 'PretrainedFCBBoxHead', 'Shared2FCBBoxHead',
            'Shared4Conv1FCBBoxHead', 'CascadeRoIHead', 'DoubleHeadRoIHead', 'DynamicRoIHead', 'GenericRoIExtractor',
-           'SingleRoIExtractor', 'ResLayer', 'StandardRoIHead']
+           'SingleRoIExtractor', 'ResLayer', 'StandardRoIHead', 'TridentRoIHead']

@@ -16,9 +16,9 @@ parameters), MMDetection's.
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, ModuleList
 from mmengine.structures import InstanceData
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...registry import MODELS, TASK_UTILS, build_or_use
 from ...structures import DetDataSample, bbox2roi
@@ -71,9 +71,10 @@ class CascadeRoIHead(BaseModule):
         self.stage_loss_weights = list(stage_loss_weights)
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
-        self.bbox_roi_extractor = nn.ModuleList(
+        # mmengine's ModuleList, not nn's: init_weights reaches the heads' init_cfg through it.
+        self.bbox_roi_extractor = ModuleList(
             build_or_use(MODELS, c) for c in _per_stage(bbox_roi_extractor, num_stages, 'bbox_roi_extractor'))
-        self.bbox_head = nn.ModuleList(
+        self.bbox_head = ModuleList(
             build_or_use(MODELS, c) for c in _per_stage(bbox_head, num_stages, 'bbox_head'))
         self.bbox_assigner: list = []
         self.bbox_sampler: list = []

@@ -115,3 +115,13 @@ def test_cuda_matches_cpu():
         layer.conv_offset.weight.normal_(0, 0.1)
     x = _x()
     torch.testing.assert_close(layer.cuda()(x.cuda()).cpu(), layer.cpu()(x), atol=1e-4, rtol=1e-4)
+
+
+def test_nan_offsets_give_nan_not_a_crash():
+    """torchvision's CPU kernel segfaults on NaN offsets; a diverged run must fail like any NaN."""
+    dcn = DeformConv2dPack(4, 4, 3, padding=1)
+    x = _x()
+    offset = torch.full((2, 18, 7, 9), float('nan'))
+    assert torch.isnan(dcn.deform_forward(x, offset)).all()
+    offset = torch.zeros(2, 18, 7, 9)
+    torch.testing.assert_close(dcn.deform_forward(x, offset), F.conv2d(x, dcn.weight, padding=1), atol=1e-5, rtol=1e-5)

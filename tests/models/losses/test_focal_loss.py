@@ -44,8 +44,9 @@ def test_only_sigmoid():
 
 
 def test_focal_as_rpn_loss_cls_trains():
-    from rcnn_plugins.models.dense_heads import RPNHead
     from mmengine.structures import InstanceData
+
+    from rcnn_plugins.models.dense_heads import RPNHead
     torch.manual_seed(0)
     head = RPNHead(in_channels=8, feat_channels=8,
                    anchor_generator=dict(type='AnchorGenerator', scales=[4], ratios=[1.0], strides=[8]),

@@ -2,7 +2,7 @@
 (per level top-k, decode, clip, size filter, per-level NMS, cap) and second-stage detections
 (softmax, decode, threshold, class-wise NMS, cap), eagerly and as traced by ONNX export's tracer."""
 import torch
-from torchvision.ops import box_iou, nms
+from torchvision.ops import box_iou
 
 from rcnn_plugins.models.postprocess import rcnn_detections, rpn_proposals, topk_at_most
 from rcnn_plugins.models.task_modules.coders.delta_xywh_bbox_coder import DeltaXYWHBBoxCoder
@@ -77,7 +77,7 @@ def test_rcnn_detections_match_reference_and_trace():
     torch.testing.assert_close(boxes, torch.stack([t[2] for t in cand]))
 
     # Traced (the ONNX path: coordinate-offset NMS, graph-valued sizes) gives the same.
-    traced = torch.jit.trace(lambda p, l, d: rcnn_detections(p, l, d, coder, hw, cfg), (proposals, logits, deltas),
+    traced = torch.jit.trace(lambda p, lg, d: rcnn_detections(p, lg, d, coder, hw, cfg), (proposals, logits, deltas),
                              check_trace=False)
     t_boxes, t_scores, t_labels = traced(proposals, logits, deltas)
     torch.testing.assert_close(t_scores, scores)

@@ -202,3 +202,15 @@ def test_bad_configs_fail_clearly():
         CascadeRoIHead(3, [1, 0.5, 0.25], EXTRACTOR, head_cfg(), train_cfg=train_cfg(0.5))
     with pytest.raises(ValueError, match='shared_head'):
         CascadeRoIHead(1, [1], EXTRACTOR, head_cfg(), shared_head=dict(type='ResLayer', depth=50))
+
+
+def test_init_weights_reaches_every_stage_head():
+    # MMDetection's init of each stage: fc_cls Normal(std 0.01), fc_reg Normal(std 0.001), zero biases.
+    torch.manual_seed(0)
+    head = CascadeRoIHead(3, [1, 0.5, 0.25], EXTRACTOR, [head_cfg(agnostic=True) for _ in range(3)])
+    for h in head.bbox_head:
+        torch.nn.init.constant_(h.fc_cls.weight, 1.0)
+    head.init_weights()
+    for h in head.bbox_head:
+        assert 0.005 < float(h.fc_cls.weight.std()) < 0.02
+        assert float(h.fc_reg.weight.std()) < 0.003 and float(h.fc_cls.bias.abs().max()) == 0.0

@@ -144,3 +144,15 @@ def test_tools_test_tta_config():
     cfg.tta_pipeline = ['marker']
     tta_config(cfg)
     assert cfg.model.tta_cfg.max_per_img == 5 and cfg.test_dataloader.dataset.pipeline == ['marker']
+
+
+def test_fast_inference_hook_reaches_the_detector_inside_tta():
+    from types import SimpleNamespace
+
+    from rcnn_plugins.engine.hooks.fast_inference_hook import FastInferenceHook
+    cfg = Config.fromfile(DEMO)
+    tta = MODELS.build(dict(type='DetTTAModel', module=cfg.model)).eval()
+    from mmengine.logging import MMLogger
+    runner = SimpleNamespace(model=tta, logger=MMLogger.get_current_instance())
+    FastInferenceHook(fuse_conv_bn=True, channels_last=True).before_test(runner)
+    assert tta.module.data_preprocessor.channels_last

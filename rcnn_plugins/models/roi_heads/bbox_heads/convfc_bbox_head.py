@@ -1,4 +1,5 @@
-"""``ConvFCBBoxHead``, ``Shared2FCBBoxHead`` and ``Shared4Conv1FCBBoxHead``: box heads with conv / fc layers before the predictors.
+"""``ConvFCBBoxHead``, ``Shared2FCBBoxHead`` and ``Shared4Conv1FCBBoxHead``: box heads with conv / fc
+layers before the predictors.
 
 Layout (MMDetection's)::
 

@@ -9,7 +9,7 @@ The paper's finding: fcs are better at telling classes apart, convolutions at lo
 from typing import Optional, Tuple
 
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
 from ....registry import MODELS
@@ -70,7 +70,7 @@ class DoubleConvFCBBoxHead(BBoxHead):
         self.conv_out_channels, self.fc_out_channels = conv_out_channels, fc_out_channels
         self.conv_cfg, self.norm_cfg = conv_cfg, norm_cfg
         self.res_block = BasicResBlock(self.in_channels, conv_out_channels)
-        self.conv_branch = nn.ModuleList(
+        self.conv_branch = ModuleList(  # mmengine's: init_weights reaches the blocks
             Bottleneck(conv_out_channels, conv_out_channels // 4, conv_cfg=conv_cfg, norm_cfg=norm_cfg)
             for _ in range(num_convs))
         self.fc_branch = nn.ModuleList(

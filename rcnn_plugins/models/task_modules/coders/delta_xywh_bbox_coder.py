@@ -129,8 +129,9 @@ class DeltaXYWHBBoxCoder:
             hw = hw.reshape(-1, hw.size(-1))[:, :2]
             if boxes.dim() < 4 or hw.size(0) != boxes.size(0):
                 # MMDetection asserts here: the error is both a ValueError and an AssertionError.
-                raise MMDetArgumentError(f'DeltaXYWHBBoxCoder.decode: per-image max_shape needs boxes with a leading batch '
-                                 f'dim of the same size, got {hw.size(0)} shapes for boxes {tuple(boxes.shape)}')
+                raise MMDetArgumentError(f'DeltaXYWHBBoxCoder.decode: per-image max_shape needs boxes with a leading '
+                                         f'batch dim of the same size, got {hw.size(0)} shapes for boxes '
+                                         f'{tuple(boxes.shape)}')
             hw = hw.reshape(-1, *([1] * (boxes.dim() - 2)), 2)  # (B, 1, ..., 1, 2)
             # (x1, y1, x2, y2) upper bounds (w, h, w, h)
             upper = torch.cat([hw.flip(-1), hw.flip(-1)], dim=-1)

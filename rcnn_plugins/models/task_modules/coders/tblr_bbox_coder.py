@@ -1,6 +1,6 @@
 """``TBLRBBoxCoder`` (FSAF): a box as its distances (top, bottom, left, right) from the prior's
 centre, divided by the prior's height (t, b) or width (l, r) and by ``normalizer``."""
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import torch
 from torch import Tensor
@@ -34,9 +34,9 @@ class TBLRBBoxCoder:
                                      f'and {tuple(gt_bboxes.shape)}')
         ctr = (bboxes[..., :2] + bboxes[..., 2:]) / 2
         wh = bboxes[..., 2:] - bboxes[..., :2]
-        loc = torch.stack([(ctr[..., 1] - gt_bboxes[..., 1]) / wh[..., 1], (gt_bboxes[..., 3] - ctr[..., 1]) / wh[..., 1],
-                           (ctr[..., 0] - gt_bboxes[..., 0]) / wh[..., 0], (gt_bboxes[..., 2] - ctr[..., 0]) / wh[..., 0]],
-                          dim=-1)
+        cx, cy, w, h = ctr[..., 0], ctr[..., 1], wh[..., 0], wh[..., 1]
+        loc = torch.stack([(cy - gt_bboxes[..., 1]) / h, (gt_bboxes[..., 3] - cy) / h,
+                           (cx - gt_bboxes[..., 0]) / w, (gt_bboxes[..., 2] - cx) / w], dim=-1)
         return loc / self._norm(loc)
 
     def decode(self, bboxes: Tensor, pred_bboxes: Tensor, max_shape=None) -> Tensor:

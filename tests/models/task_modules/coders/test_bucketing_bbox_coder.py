@@ -19,7 +19,8 @@ def test_hand_case():
     #   bottom(8.75-6, 6.25-6)/2.5 = (1.1, 0.1)    nearest 1 -> (0, 1)
     # cls weights: a non-label bucket within one bucket of the side is ignored (left bucket 1 only).
     coder = BucketingBBoxCoder(num_buckets=4, scale_factor=1.0)
-    offsets, offset_w, labels, cls_w = coder.encode(torch.tensor([[0., 0., 10., 10.]]), torch.tensor([[2., 4., 9., 6.]]))
+    offsets, offset_w, labels, cls_w = coder.encode(torch.tensor([[0., 0., 10., 10.]]),
+                                                    torch.tensor([[2., 4., 9., 6.]]))
     torch.testing.assert_close(offsets, torch.tensor([[-0.3, 0.7, -0.1, -1.1, -1.1, -0.1, 1.1, 0.1]]))
     assert offset_w.tolist() == [[1, 1, 1, 0, 0, 1, 0, 1]]
     assert labels.tolist() == [[1, 0, 1, 0, 0, 1, 0, 1]]

@@ -5,8 +5,11 @@ import torch
 from mmengine.structures import InstanceData
 
 from rcnn_plugins.models.task_modules.assigners import AssignResult
-from rcnn_plugins.models.task_modules.samplers import (CombinedSampler, InstanceBalancedPosSampler,
-                                                       IoUBalancedNegSampler, PseudoSampler)
+from rcnn_plugins.models.task_modules.samplers import (
+    InstanceBalancedPosSampler,
+    IoUBalancedNegSampler,
+    PseudoSampler,
+)
 from rcnn_plugins.registry import TASK_UTILS
 
 

@@ -174,7 +174,7 @@ def format_table(result):
 def build_parser():
     from mmengine.config import DictAction
     p = argparse.ArgumentParser(description='Our Faster R-CNN R50-FPN against torchvision\'s, same work, '
-                                'same weights, interleaved runs (see rcnn_plugins/benchmark/).')
+                                'same weights, interleaved runs (see benchmarks/).')
     p.add_argument('--device', default='cpu', help='cpu or cuda')
     p.add_argument('--variants', nargs='+', choices=VARIANTS, default=None,
                    help='variants of every row (amp = bf16 on CPU, fp16 on CUDA); default: fp32, fp32-fast '

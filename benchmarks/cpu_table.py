@@ -85,10 +85,10 @@ def measure(rows: Dict[str, Callable], rounds: int, log) -> Dict[str, float]:
 
 def model_rows(name: str, cfg, size, with_tv: bool, rounds: int, log, checkpoint: Optional[str] = None) -> dict:
     """Build the rows of one model and time them; returns {row: median seconds} and the reference."""
-    from rcnn_plugins.benchmark.inputs import make_batch, ours_data
-    from rcnn_plugins.benchmark.models import build_models, build_ours
-    from rcnn_plugins.benchmark.steps import Stepper
-    from rcnn_plugins.benchmark.variants import apply_variant
+    from benchmarks.inputs import make_batch, ours_data
+    from benchmarks.models import build_models, build_ours
+    from benchmarks.steps import Stepper
+    from benchmarks.variants import apply_variant
     from rcnn_plugins.engine.optimizers import cpu_bf16_supported
     log(f'{name}: building')
     if with_tv:
@@ -140,9 +140,9 @@ def run_cpu_table(r50_config: str, demo_config: str, threads: int, rounds: int, 
                   demo_checkpoint: Optional[str] = None, models=('r50', 'demo')) -> dict:
     from mmengine.config import Config
 
-    from rcnn_plugins.benchmark.cli import cpu_model
-    from rcnn_plugins.benchmark.models import load_config
-    from rcnn_plugins.benchmark.steps import flush_denormals
+    from benchmarks.cli import cpu_model
+    from benchmarks.models import load_config
+    from benchmarks.steps import flush_denormals
     torch.set_num_threads(threads)
     flush_denormals()
     result = dict(cpu=cpu_model(), isa=isa_flags(), threads=threads,
@@ -160,8 +160,8 @@ def main(argv=None) -> None:
     import argparse
     import json
 
-    from rcnn_plugins.benchmark.models import DEFAULT_CONFIG
-    parser = argparse.ArgumentParser(description='CPU latency table (see rcnn_plugins/benchmark/cpu_table.py)')
+    from benchmarks.models import DEFAULT_CONFIG
+    parser = argparse.ArgumentParser(description='CPU latency table (see benchmarks/cpu_table.py)')
     parser.add_argument('--cpu-table', action='store_true')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     parser.add_argument('--rounds', type=int, default=3)

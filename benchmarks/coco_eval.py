@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from mmengine.structures import InstanceData
 
-from ..structures import DetDataSample
+from rcnn_plugins.structures import DetDataSample
 
 NUM_CLASSES = 80
 
@@ -68,7 +68,7 @@ def evaluate(backend: str, gt_path: str, samples: Sequence[DetDataSample], class
     """``CocoMetric(backend=backend)`` over ``samples``; returns (metrics, seconds of ``evaluate``)."""
     from mmengine.evaluator import Evaluator
 
-    from ..evaluation import CocoMetric
+    from rcnn_plugins.evaluation import CocoMetric
     evaluator = Evaluator(dict(type=CocoMetric, ann_file=gt_path, backend=backend))
     evaluator.dataset_meta = dict(classes=tuple(classes))
     evaluator.process(data_samples=samples)

@@ -1,6 +1,6 @@
 """Peak memory of one step per model, each model in its own child process (same inputs, same weights).
 
-The child is ``python -m rcnn_plugins.benchmark.cli --_memory-child NAME ...``: it rebuilds the model,
+The child is ``python -m benchmarks.cli --_memory-child NAME ...``: it rebuilds the model,
 loads the shared weights from a temporary file, runs the step and prints ``MEMORY_RESULT {json}``.
 """
 import json
@@ -18,7 +18,7 @@ from .steps import Stepper, flush_denormals
 from .variants import apply_variant, parse_variant
 
 # The folder holding the rcnn_plugins package.
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _proc_status_kb(field):
@@ -114,7 +114,7 @@ def measure_memory(ours, tv, mode, batch, variant, args, log=print):
         for name, model in (('ours', ours), ('torchvision', tv)):
             path = os.path.join(tmp, f'{name}.pth')
             torch.save(model.state_dict(), path)
-            cmd = [sys.executable, '-m', 'rcnn_plugins.benchmark.cli', '--_memory-child', name,
+            cmd = [sys.executable, '-m', 'benchmarks.cli', '--_memory-child', name,
                    '--_state-dict', path, '--_mode', mode, '--_variant', variant, '--batch', str(batch),
                    '--size', f'{args.size[0]}x{args.size[1]}', '--device', args.device,
                    '--iters', str(args.memory_iters), '--config', args.config]
