@@ -219,5 +219,7 @@ class AnchorFreeHead(BaseModule):
         bound = boxes.new_tensor(float(max(meta['img_shape'][:2])))
         if rescale:
             bound = bound / min(meta['scale_factor'])
-        keep = class_wise_nms(boxes, scores, labels, cfg['nms'], bound)[:cfg['max_per_img']]
-        return InstanceData(bboxes=boxes[keep], scores=scores[keep], labels=labels[keep])
+        # The kept scores come from the NMS (soft-NMS decays them).
+        keep, kept_scores = class_wise_nms(boxes, scores, labels, cfg['nms'], bound)
+        keep, kept_scores = keep[:cfg['max_per_img']], kept_scores[:cfg['max_per_img']]
+        return InstanceData(bboxes=boxes[keep], scores=kept_scores, labels=labels[keep])
