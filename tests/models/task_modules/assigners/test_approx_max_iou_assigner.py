@@ -32,6 +32,7 @@ def test_ignore_boxes_and_empty_gt():
         InstanceData(priors=SQUARES, approxs=APPROXS), GT, ignore)
     assert result.gt_inds.tolist() == [1, -1, -1]
     empty = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
-    assert TASK_UTILS.build(CFG).assign(InstanceData(priors=SQUARES, approxs=APPROXS), empty).gt_inds.tolist() == [0] * 3
+    result = TASK_UTILS.build(CFG).assign(InstanceData(priors=SQUARES, approxs=APPROXS), empty)
+    assert result.gt_inds.tolist() == [0] * 3
     with pytest.raises(ValueError, match='approxs'):
         TASK_UTILS.build(CFG).assign(InstanceData(priors=SQUARES), GT)
