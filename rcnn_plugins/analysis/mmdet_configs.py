@@ -169,7 +169,8 @@ def check_config(config_dir: str, config: str, keys_dir: Optional[str] = None) -
             row['error'] = message
 
     try:
-        cfg = Config.fromfile(osp.join(config_dir, config))
+        # custom_imports are handled by strip_mmdet_only, not imported by mmengine
+        cfg = Config.fromfile(osp.join(config_dir, config), import_custom_modules=False)
         row['changes'] = strip_mmdet_only(cfg)
         init_default_scope('rcnn_plugins')
         row['loaded'] = True
