@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from rcnn_plugins.analysis.mmdet_configs import (check_configs, compare_keys, disable_pretrained, find_configs,
-                                                 format_table, keys_file, strip_mmdet_only, totals)
+from rcnn_plugins.analysis.mmdet_configs import (
+    check_configs,
+    compare_keys,
+    disable_pretrained,
+    find_configs,
+    format_table,
+    keys_file,
+    strip_mmdet_only,
+    totals,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,9 +97,10 @@ def config_dir(tmp_path):
 
 def _keys_dir(tmp_path, config_dir):
     """A keys folder: the good config's real layout (built once here, independently of the checker),
-    and a layout for bad_transform with one key renamed and one shape changed."""
+    and a layout for mmpretrain_import with one key renamed and one shape changed."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+
     from rcnn_plugins.registry import MODELS
     init_default_scope('rcnn_plugins')
     model = MODELS.build(Config.fromfile(str(config_dir / 'faster_rcnn' / 'good.py')).model)
