@@ -169,7 +169,8 @@ def check_config(config_dir: str, config: str, keys_dir: Optional[str] = None) -
             row['error'] = message
 
     try:
-        cfg = Config.fromfile(osp.join(config_dir, config))
+        # custom_imports are handled by strip_mmdet_only, not imported by mmengine
+        cfg = Config.fromfile(osp.join(config_dir, config), import_custom_modules=False)
         row['changes'] = strip_mmdet_only(cfg)
         init_default_scope('rcnn_plugins')
         row['loaded'] = True
@@ -245,6 +246,11 @@ def check_configs(config_dir: str, configs: Iterable[str], keys_dir: Optional[st
                   progress: Optional[Callable] = None) -> List[dict]:
     """Rows of :func:`check_config` for each config; ``progress`` wraps the iterable (tqdm)."""
     configs = list(configs)
+    if isolate:
+        # import the registered components once here, so each forked child starts with them
+        import rcnn_plugins.datasets  # noqa: F401
+        import rcnn_plugins.evaluation  # noqa: F401
+        import rcnn_plugins.models  # noqa: F401
     iterator = progress(configs) if progress else configs
     rows = []
     for config in iterator:

@@ -28,7 +28,9 @@ class RandomCrop(BaseTransform):
         crop_size: see the module docstring.
         crop_type: one of ``'relative_range'``, ``'relative'``, ``'absolute'``, ``'absolute_range'``.
         allow_negative_crop: keep a crop that holds no box (else return None).
-        recompute_bbox: boxes from cropped masks: masks are not supported here (must be False).
+        recompute_bbox: MMDetection recomputes the boxes from the cropped ``gt_masks`` when the
+            results hold masks and does nothing otherwise; no masks are loaded here, so it is a
+            no-op (accepted for MMDetection's LSJ configs; results with masks are refused).
         bbox_clip_border: clip the boxes to the crop.
     """
 
@@ -45,9 +47,6 @@ class RandomCrop(BaseTransform):
                 raise ValueError(f'RandomCrop: absolute_range needs crop_size[0] <= crop_size[1], got {crop_size!r}')
         elif not all(0 < s <= 1 for s in crop_size):
             raise ValueError(f'RandomCrop: crop_type={crop_type!r} needs ratios in (0, 1], got {crop_size!r}')
-        if recompute_bbox:
-            raise NotImplementedError('RandomCrop(recompute_bbox=True) recomputes boxes from masks; masks are not '
-                                      'supported (docs/MMDET_DIFFERENCES.md)')
         self.crop_size = crop_size
         self.crop_type = crop_type
         self.allow_negative_crop = allow_negative_crop
@@ -77,6 +76,9 @@ class RandomCrop(BaseTransform):
 
     def transform(self, results: dict) -> Optional[dict]:
         refuse_proposals(results, 'RandomCrop')
+        if self.recompute_bbox and results.get('gt_masks') is not None:
+            raise NotImplementedError('RandomCrop(recompute_bbox=True) with gt_masks: masks are not supported '
+                                      '(docs/MMDET_DIFFERENCES.md); without masks it is a no-op, as in MMDetection')
         img = results['img']
         crop_h, crop_w = self._get_crop_size(img.shape[:2])
         off_h, off_w = self._rand_offset((max(img.shape[0] - crop_h, 0), max(img.shape[1] - crop_w, 0)))

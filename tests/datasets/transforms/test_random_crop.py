@@ -63,5 +63,11 @@ def test_crop_sizes_by_type():
         RandomCrop(crop_size=(10, 10), crop_type='centre')
     with pytest.raises(ValueError, match='positive int'):
         RandomCrop(crop_size=(0.5, 0.5))
+
+
+def test_recompute_bbox_without_masks_is_a_no_op():
+    # MMDetection recomputes boxes only from gt_masks (LSJ configs set it on box-only data)
+    out = fixed(RandomCrop(crop_size=(10, 8), recompute_bbox=True), (3, 4))(sample())
+    np.testing.assert_array_equal(out['gt_bboxes'], [[0, 0, 8, 8], [1, 2, 4, 5]])
     with pytest.raises(NotImplementedError, match='masks'):
-        RandomCrop(crop_size=(10, 10), recompute_bbox=True)
+        fixed(RandomCrop(crop_size=(10, 8), recompute_bbox=True), (3, 4))(dict(sample(), gt_masks=object()))

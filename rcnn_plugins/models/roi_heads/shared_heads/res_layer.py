@@ -10,6 +10,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ....registry import MODELS
 from ...backbones.resnet import ResNet
+from ...backbones.resnet_blocks import ResLayer as ResStage
 from ...layers.frozen_bn import FrozenBatchNorm2d
 
 
@@ -55,8 +56,9 @@ class ResLayer(BaseModule):
         block, stage_blocks = ResNet.arch_settings[depth]
         planes = 64 * 2 ** stage
         inplanes = 64 * 2 ** (stage - 1) * block.expansion if stage > 0 else 64
-        layer = ResNet._make_layer(block, inplanes, planes, stage_blocks[stage], stride, dilation, style,
-                                   False, with_cp, None, norm_cfg, None)
+        # the backbone's stage builder, so the keys equal a ResNet checkpoint's layer{stage+1}.*
+        layer = ResStage(block=block, inplanes=inplanes, planes=planes, num_blocks=stage_blocks[stage],
+                         stride=stride, dilation=dilation, style=style, with_cp=with_cp, norm_cfg=norm_cfg)
         self.add_module(f'layer{stage + 1}', layer)
         if norm_eval and norm_cfg.get('type') in ('BN', 'BN2d') and not norm_cfg.get('requires_grad', True):
             FrozenBatchNorm2d.convert(self)
