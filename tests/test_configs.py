@@ -189,9 +189,13 @@ def test_amp_on_cpu_is_bf16_or_fails_clearly(monkeypatch):
 
 def test_fast_inference_flags_add_the_hook():
     cfg = cli.test_config(cli.test_parser().parse_args([DEMO, 'ckpt.pth', '--fuse-conv-bn', '--channels-last']))
-    assert cfg.custom_hooks[-1] == dict(type='FastInferenceHook', fuse_conv_bn=True, channels_last=True)
+    assert cfg.custom_hooks[-1] == dict(type='FastInferenceHook', fuse_conv_bn=True, channels_last=True,
+                                       reason='as asked: --fuse-conv-bn=True, --channels-last=True')
+    # The default (on a CPU) is the fast path too; --exact runs the model as built.
     cfg = cli.test_config(cli.test_parser().parse_args([DEMO, 'ckpt.pth']))
-    assert all(h['type'] != 'FastInferenceHook' for h in cfg.get('custom_hooks', []))
+    assert cfg.custom_hooks[-1]['type'] == 'FastInferenceHook' and cfg.custom_hooks[-1]['reason'].startswith('default')
+    cfg = cli.test_config(cli.test_parser().parse_args([DEMO, 'ckpt.pth', '--exact']))
+    assert all(h['type'] != 'FastInferenceHook' for h in cfg.get('custom_hooks', None) or [])
 
 
 def test_test_flags(tmp_path):

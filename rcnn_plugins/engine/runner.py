@@ -20,6 +20,10 @@ REPLACED_NAMES = (
     ('TRANSFORMS', 'LoadAnnotations', "MMDetection's (boxes, labels, ignore flags)"),
     ('TRANSFORMS', 'Resize', "MMDetection's (scales boxes, records scale_factor)"),
     ('TRANSFORMS', 'RandomFlip', "MMDetection's (flips boxes)"),
+    ('TRANSFORMS', 'RandomResize', "mmcv's, its inner Resize built from rcnn_plugins' registry"),
+    ('TRANSFORMS', 'RandomChoiceResize', "mmcv's, its inner Resize built from rcnn_plugins' registry"),
+    ('TRANSFORMS', 'TestTimeAug', "mmcv's, its views built from rcnn_plugins' registry"),
+    ('DATASETS', 'ClassBalancedDataset', "mmengine's, the wrapped dataset built here, per-sample seeds passed on"),
 )
 
 _logged = False
