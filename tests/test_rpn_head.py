@@ -108,13 +108,13 @@ def test_loss_allowed_border_excludes_outside_anchors():
     assert sum(losses['loss_rpn_bbox']).item() == pytest.approx((1 / 16 + 1 / 16) / 34, rel=1e-5)
 
 
-def test_loss_batch_with_empty_image_and_class_labels():
+def test_loss_batch_with_empty_image():
     """Image 2 has no gt: all its 64 anchors are negatives; its avg factor counts num_pos as 1
-    (MMDetection's SamplingResult convention) -> 62 + 65 = 127. Non-zero gt labels are treated as objects."""
+    (MMDetection's SamplingResult convention) -> 62 + 65 = 127."""
     head = make_head()
     b = 0.2
     cls, reg = _constant_outputs(head, [(8, 8)], 2, b, [0., 0., 0., 0.])
-    gts = [sample((128, 128), [[18., 14., 50., 46.]], labels=[5]).gt_instances,
+    gts = [sample((128, 128), [[18., 14., 50., 46.]], labels=[0]).gt_instances,
            sample((128, 128), []).gt_instances]
     metas = [dict(img_shape=(128, 128), pad_shape=(128, 128))] * 2
     losses = head.loss_by_feat(cls, reg, gts, metas)

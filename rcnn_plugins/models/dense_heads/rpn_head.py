@@ -59,9 +59,11 @@ class RPNHead(AnchorHead):
     def loss_by_feat(self, cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
                      batch_gt_instances_ignore=None) -> dict:
         """RPN losses ``loss_rpn_cls`` / ``loss_rpn_bbox``, each a list with one scalar per level (as
-        MMDetection; mmengine's ``parse_losses`` sums them). Every gt box counts as class 0 (object)."""
-        objects = [InstanceData(bboxes=gt.bboxes, labels=torch.zeros_like(gt.labels)) for gt in batch_gt_instances]
-        losses = super().loss_by_feat(cls_scores, bbox_preds, objects, batch_img_metas, batch_gt_instances_ignore)
+        MMDetection; mmengine's ``parse_losses`` sums them). The gt labels are 0 (object): the detector
+        hands its RPN objectness-only copies of the samples (``detectors.base.objectness_samples``), as
+        MMDetection's does, so any dense head can be the RPN."""
+        losses = super().loss_by_feat(cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
+                                      batch_gt_instances_ignore)
         return dict(loss_rpn_cls=losses['loss_cls'], loss_rpn_bbox=losses['loss_bbox'])
 
     def predict_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor], batch_img_metas: List[dict],
