@@ -24,8 +24,9 @@ from rcnn_plugins import cli
 from rcnn_plugins.datasets import CocoDataset, DatasetError, DatasetWarning, VOCDataset
 from rcnn_plugins.datasets.transforms import LoadImageFromFile
 from rcnn_plugins.fileio.safe_load import CheckpointFileError
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 CATS = [(1, 'cat'), (2, 'dog')]
 
