@@ -1,5 +1,8 @@
 """``rcnn-serve`` (also ``python tools/serve.py``): serve a detector over HTTP (docs/SERVING.md).
 
+The server itself (app, batcher, limits, model) is :mod:`rcnn_plugins.apis.serving`; this module is
+the command line: flags, the optional-dependency check, the listening socket, uvicorn.
+
     rcnn-serve CONFIG [CHECKPOINT] [--host 127.0.0.1] [--port 8000] [--device cpu|cuda]
         [--backend pytorch] [--max-batch 8] [--max-wait-ms 10] [--score-thr 0.3]
         [--max-upload-mb 20] [--max-pixels 50000000] [--timeout 30] [--max-queue 64]
@@ -9,6 +12,8 @@ import os
 import socket
 import sys
 from typing import Optional, Sequence
+
+from .errors import command
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -45,6 +50,7 @@ def serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def serve_main(argv: Optional[Sequence[str]] = None) -> None:
     args = serve_parser().parse_args(argv)
     # OpenCV's own cap for formats whose header the server does not read; read at its first decode.
@@ -59,9 +65,9 @@ def serve_main(argv: Optional[Sequence[str]] = None) -> None:
     import torch
     import uvicorn
 
-    from .app import create_app
-    from .limits import ServeLimits
-    from .model import ServedModel
+    from rcnn_plugins.apis.serving.app import create_app
+    from rcnn_plugins.apis.serving.limits import ServeLimits
+    from rcnn_plugins.apis.serving.model import ServedModel
 
     if args.threads:
         torch.set_num_threads(args.threads)
