@@ -56,9 +56,9 @@ def serve_main(argv: Optional[Sequence[str]] = None) -> None:
     # OpenCV's own cap for formats whose header the server does not read; read at its first decode.
     os.environ.setdefault('OPENCV_IO_MAX_IMAGE_PIXELS', str(args.max_pixels))
     try:
-        import uvicorn  # noqa: F401
         import fastapi  # noqa: F401
         import multipart  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError as err:
         raise SystemExit(f'rcnn-serve: {err.name} is missing; install the serve extra: '
                          'pip install "rcnn_plugins[serve]"')
