@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from rcnn_plugins.cli import analysis_tools, converters, deployment, gen_proposals, train_alternating
+from rcnn_plugins.cli import analysis_tools, converters, deployment, gen_proposals, quantize, serve, train_alternating
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
@@ -139,6 +139,26 @@ def test_deployment(capsys, tmp_path, evil, image):
     refused(deployment.run_onnx_main, [str(tmp_path / 'none.onnx'), image], capsys, r'none\.onnx')
     refused(deployment.benchmark_onnx_main, [DEMO, '--cfg-options', 'model.backbone.dept=50'], capsys,
             r'did you mean model\.backbone\.depth\?')
+
+
+def test_quantize(capsys, tmp_path, evil):
+    pytest.importorskip('onnxruntime')  # the quantizer: without it the command refuses earlier
+    path, marker = evil
+    refused(quantize.quantize_main, [DEMO, path, '--work-dir', str(tmp_path / 'q')], capsys,
+            r'Refusing to load checkpoint')
+    assert not marker.exists()
+    refused(quantize.quantize_main, [DEMO, path, '--cfg-options', 'model.backbone.dept=50'], capsys,
+            r'did you mean model\.backbone\.depth\?')
+
+
+def test_serve(capsys, tmp_path, evil):
+    pytest.importorskip('fastapi')
+    pytest.importorskip('uvicorn')
+    pytest.importorskip('multipart')
+    path, marker = evil
+    refused(serve.serve_main, [DEMO, path, '--device', 'cpu', '--port', '0'], capsys, r'Refusing to load checkpoint')
+    assert not marker.exists()
+    refused(serve.serve_main, [DEMO, '--max-batch', '0'], capsys, r'--max-batch and --max-queue must be >= 1')
 
 
 def test_converters(capsys, tmp_path, evil):
