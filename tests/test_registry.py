@@ -7,6 +7,7 @@ import os.path as osp
 import pytest
 
 from rcnn_plugins.registry import DATASETS, MODELS, TRANSFORMS, mmdet_only_names
+from repo_paths import REPO_ROOT
 
 # MMDetection's source: $MMDET_SRC, else an installed mmdet (found, not imported).
 _SPEC = importlib.util.find_spec('mmdet')
@@ -90,7 +91,7 @@ def test_generated_list_matches_mmdet_source(tmp_path):
     import subprocess
     import sys
     out = tmp_path / 'names.py'
-    tool = osp.join(osp.dirname(__file__), '..', 'tools', 'misc', 'gen_mmdet_type_names.py')
+    tool = osp.join(REPO_ROOT, 'tools', 'misc', 'gen_mmdet_type_names.py')
     subprocess.run([sys.executable, tool, MMDET_SRC, '--out', str(out)], check=True, capture_output=True)
     from rcnn_plugins.mmdet_type_names import MMDET_TYPE_NAMES
     scope = {}

@@ -20,8 +20,9 @@ import pytest
 import torch
 
 from rcnn_plugins.cli import analysis_tools, converters, deployment, gen_proposals, quantize, serve, train_alternating
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 
 
