@@ -75,9 +75,9 @@ def refused(main, argv, capsys, pattern, code=2):
 # ---- subprocesses --------------------------------------------------------------------------------
 def test_train_unknown_type_is_one_line_before_any_config_dump(tmp_path):
     proc = run_tool(osp.join(REPO, 'tools', 'train.py'), DEMO, '--work-dir', str(tmp_path / 'w'),
-                    '--cfg-options', 'model.neck.type=FPM', cwd=str(tmp_path))
+                    '--cfg-options', 'model.neck.type=FPNN', cwd=str(tmp_path))
     assert proc.returncode == 2
-    assert_one_error_line(proc.stderr, r"model\.neck: type='FPM' is not a registered model .*did you mean 'FPN'")
+    assert_one_error_line(proc.stderr, r"model\.neck: type='FPNN' is not a registered model .*did you mean 'FPN'")
     assert len(proc.stdout.splitlines()) <= 2, proc.stdout[:2000]  # no Runner config dump
 
 
