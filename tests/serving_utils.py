@@ -17,8 +17,9 @@ import cv2
 import numpy as np
 import requests
 import torch
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 DEMO_CONFIG = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 CLASSES = ('rectangle', 'ellipse', 'triangle', 'cross')
 

@@ -10,8 +10,9 @@ the folder prefix may be left out after the first.
 import os
 import os.path as osp
 import re
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 PACKAGE = osp.join(REPO, 'rcnn_plugins')
 DOC = osp.join(REPO, 'docs', 'ARCHITECTURE.md')
 

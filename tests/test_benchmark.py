@@ -8,8 +8,8 @@ import os
 
 import pytest
 import torch
+from repo_paths import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Small proposal / RoI counts: at 64x96 the box head's two FC layers over 1000 RoIs would
 # otherwise dominate the run time.

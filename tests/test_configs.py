@@ -14,8 +14,9 @@ from mmengine.runner import Runner
 
 from rcnn_plugins import cli
 from rcnn_plugins.cli.errors import UsageError
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 CONFIGS = sorted(c for c in glob.glob(osp.join(REPO, 'configs', '*', '*.py')) if '_base_' not in c)
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 sys.path.insert(0, osp.join(REPO, 'tools'))

@@ -12,11 +12,12 @@ from mmengine.registry import init_default_scope
 from rcnn_plugins.models.fast_inference import prepare_for_inference
 from rcnn_plugins.registry import MODELS
 from rcnn_plugins.structures import DetDataSample, bbox_overlaps
+from repo_paths import REPO_ROOT
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')]
 
-CFG = os.path.join(os.path.dirname(__file__), '..', 'configs', '_base_', 'models', 'faster-rcnn_r50_fpn.py')
+CFG = os.path.join(REPO_ROOT, 'configs', '_base_', 'models', 'faster-rcnn_r50_fpn.py')
 
 
 def _model():

@@ -13,8 +13,9 @@ import os
 import os.path as osp
 
 import pytest
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 PACKAGE = osp.join(REPO, 'rcnn_plugins')
 
 LAYERS = [

@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 
 
 def _ruff():

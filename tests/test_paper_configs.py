@@ -13,8 +13,9 @@ from rcnn_plugins.models.layers import CropAndResize, RoIPool
 from rcnn_plugins.models.task_modules import OHEMSampler
 from rcnn_plugins.registry import MODELS, TASK_UTILS
 from rcnn_plugins.structures import DetDataSample
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 VOC07 = osp.join(REPO, 'configs/faster_rcnn_paper/faster-rcnn_vgg16_voc07.py')
 VOC0712 = osp.join(REPO, 'configs/faster_rcnn_paper/faster-rcnn_vgg16_voc0712.py')
 LUMINOTH = osp.join(REPO, 'configs/faster_rcnn_paper/faster-rcnn_r50_fpn_luminoth.py')

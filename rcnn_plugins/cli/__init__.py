@@ -4,7 +4,8 @@
 Shared by all: :mod:`.common` (flags, ``load_config`` with checked ``--cfg-options``,
 ``--unsafe-load``) and :mod:`.errors` (one ``error:`` line on stderr; exit 2 for bad input, 1 for a
 failure). Commands: :mod:`.train`, :mod:`.test`, :mod:`.infer`, :mod:`.train_alternating`,
-:mod:`.gen_proposals`, :mod:`.analysis_tools`, :mod:`.deployment`, :mod:`.converters`.
+:mod:`.gen_proposals`, :mod:`.analysis_tools`, :mod:`.deployment`, :mod:`.quantize`, :mod:`.converters`,
+:mod:`.serve`.
 """
 from .infer import infer_main
 from .test import test_config, test_main, test_parser

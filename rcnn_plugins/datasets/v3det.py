@@ -23,7 +23,8 @@ class V3DetDataset(CocoDataset):
             path = osp.join(data_root, label_file)
             if not osp.isfile(path):
                 raise DatasetError(f'V3DetDataset: class list {path} not found; set label_file (relative to '
-                                   'data_root) to the category_name_*.txt of the release, or metainfo=dict(classes=...)')
+                                   'data_root) to the category_name_*.txt of the release, or '
+                                   'metainfo=dict(classes=...)')
             with open(path, encoding='utf-8') as f:
                 names = tuple(line.strip() for line in f if line.strip())
             if not names:

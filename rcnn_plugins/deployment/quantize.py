@@ -8,7 +8,8 @@ int8; activations uint8). NMS, RoIAlign, top-k and the box arithmetic stay fp32:
 are coordinates and scores, whose rounding would move boxes.
 
 The QDQ file runs on onnxruntime and on OpenVINO (which reads the QuantizeLinear/DequantizeLinear
-pairs as its own int8 layers).
+pairs as its own int8 layers). The command (``tools/deployment/quantize.py``) is
+:mod:`rcnn_plugins.cli.quantize`: it builds the model and calls these functions.
 """
 from typing import Iterator, List, Optional, Tuple
 
@@ -125,67 +126,3 @@ def median_latency(paths: List[str], backend: str, inputs, rounds: int = 3) -> L
                 s(image, hw)
                 times[k].append(time.perf_counter() - t)
     return [float(np.median(t)) for t in times]
-
-
-def main(argv=None) -> int:
-    """``tools/deployment/quantize.py CONFIG CKPT --calib-images N --backend onnxruntime|openvino``."""
-    import argparse
-    import os
-    import os.path as osp
-    import shutil
-    import tempfile
-
-    from mmengine.config import Config, DictAction
-
-    from ..apis import init_detector
-    from .backends import BackendPredictor, require_backend
-    parser = argparse.ArgumentParser(description='int8 static quantization of an exported detector, with its '
-                                                 'mAP before and after and the speed-up')
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--calib-images', type=int, default=100, help='calibration images from the training set')
-    parser.add_argument('--backend', choices=['onnxruntime', 'openvino'], default='onnxruntime',
-                        help='runtime that evaluates and times the int8 model (the quantizer is onnxruntime\'s; '
-                             'OpenVINO runs its QDQ file as int8)')
-    parser.add_argument('--max-drop', type=float, default=1.0, help='refuse an mAP drop above this (points)')
-    parser.add_argument('--force', action='store_true', help='write the int8 model whatever its mAP')
-    parser.add_argument('--out', default=None, help='int8 .onnx path (default: next to the fp32 export)')
-    parser.add_argument('--work-dir', default=None)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    args = parser.parse_args(argv)
-    try:
-        require_backend(args.backend)
-        require_backend('onnxruntime')  # the quantizer
-    except ImportError as err:
-        raise SystemExit(f'error: {err}') from None
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    model = init_detector(cfg, args.checkpoint, exact=True)
-    fp32 = BackendPredictor(model, 'onnxruntime', args.checkpoint).path
-    inputs = calibration_inputs(model, cfg, args.calib_images)
-    work_dir = args.work_dir or tempfile.mkdtemp(prefix='rcnn_quantize_')
-    os.makedirs(work_dir, exist_ok=True)
-    tmp = osp.join(work_dir, 'int8.onnx')
-    quantize_onnx(fp32, tmp, inputs)
-    before = evaluate(cfg, args.checkpoint, args.backend, fp32, osp.join(work_dir, 'fp32'))
-    after = evaluate(cfg, args.checkpoint, args.backend, tmp, osp.join(work_dir, 'int8'))
-    t32, t8 = median_latency([fp32, tmp], args.backend, inputs[:10])
-    key = next((k for k in before if k.endswith('bbox_mAP')), next(iter(before)))
-    drop = 100 * (before[key] - after[key])
-    print(f'{"":<24}{"fp32":>10}{"int8":>10}')
-    for k in before:
-        if isinstance(before[k], float):
-            print(f'{k:<24}{before[k]:>10.3f}{after[k]:>10.3f}')
-    print(f'{"latency (ms/image)":<24}{1000 * t32:>10.1f}{1000 * t8:>10.1f}   speed-up x{t32 / t8:.2f} '
-          f'({args.backend}, {torch.get_num_threads()} threads)')
-    print(f'{key} drop: {drop:.2f} points (limit {args.max_drop})')
-    if drop > args.max_drop and not args.force:
-        print(f'refused: the int8 model loses {drop:.2f} points of {key} (> --max-drop {args.max_drop}); '
-              'nothing written (--force writes it anyway)')
-        return 1
-    out = args.out or fp32[:-len('.onnx')] + '.int8.onnx'
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    shutil.move(tmp, out)
-    print(f'int8 model: {out}  (run it: DetInferencer(CONFIG, CKPT, backend={args.backend!r}, onnx_path=FILE))')
-    return 0

@@ -10,7 +10,7 @@ Two switches, both off the training path because they change a model in ways tra
 Opt-in: ``compile`` (``torch.compile`` of backbone + neck with dynamic shapes).
 
 Both switches change results only by float rounding (fused BN to ~1e-5 relative, channels-last to ~1e-6);
-tests/test_fast_inference.py checks predictions against the plain path. ``tools/test.py
+tests/models/test_fast_inference.py checks predictions against the plain path. ``tools/test.py
 --fuse-conv-bn --channels-last`` applies them after the checkpoint is loaded
 (``engine/hooks/fast_inference_hook.py``); ``init_detector(..., fuse_conv_bn=True, channels_last=True)`` does the same.
 """

@@ -11,8 +11,9 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from rcnn_plugins.analysis.coco_error_analysis import analyze_results
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = REPO_ROOT
 CATS = [dict(id=1, name='cat', supercategory='animal'), dict(id=2, name='dog', supercategory='animal'),
         dict(id=3, name='car', supercategory='vehicle')]
 # image 1: cat A [10,10,20x20], dog [60,10,20x20], car [10,60,20x20]; image 2: cat B [30,30,20x20] (missed).

@@ -7,8 +7,9 @@ import numpy as np
 from mmengine.config import Config
 
 from rcnn_plugins.apis import DetInferencer
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 
 

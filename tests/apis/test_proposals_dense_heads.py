@@ -13,8 +13,9 @@ from mmengine.registry import init_default_scope
 
 from rcnn_plugins.apis.proposals import generate_proposal_files
 from rcnn_plugins.registry import DATASETS, MODELS
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 
 

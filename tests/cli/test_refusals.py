@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-from rcnn_plugins.cli import analysis_tools, converters, deployment, gen_proposals, train_alternating
+from rcnn_plugins.cli import analysis_tools, converters, deployment, gen_proposals, quantize, serve, train_alternating
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 
 
@@ -74,9 +75,9 @@ def refused(main, argv, capsys, pattern, code=2):
 # ---- subprocesses --------------------------------------------------------------------------------
 def test_train_unknown_type_is_one_line_before_any_config_dump(tmp_path):
     proc = run_tool(osp.join(REPO, 'tools', 'train.py'), DEMO, '--work-dir', str(tmp_path / 'w'),
-                    '--cfg-options', 'model.neck.type=FPM', cwd=str(tmp_path))
+                    '--cfg-options', 'model.neck.type=FPNN', cwd=str(tmp_path))
     assert proc.returncode == 2
-    assert_one_error_line(proc.stderr, r"model\.neck: type='FPM' is not a registered model .*did you mean .*'FPN'")
+    assert_one_error_line(proc.stderr, r"model\.neck: type='FPNN' is not a registered model .*did you mean 'FPN'")
     assert len(proc.stdout.splitlines()) <= 2, proc.stdout[:2000]  # no Runner config dump
 
 
@@ -139,6 +140,26 @@ def test_deployment(capsys, tmp_path, evil, image):
     refused(deployment.run_onnx_main, [str(tmp_path / 'none.onnx'), image], capsys, r'none\.onnx')
     refused(deployment.benchmark_onnx_main, [DEMO, '--cfg-options', 'model.backbone.dept=50'], capsys,
             r'did you mean model\.backbone\.depth\?')
+
+
+def test_quantize(capsys, tmp_path, evil):
+    pytest.importorskip('onnxruntime')  # the quantizer: without it the command refuses earlier
+    path, marker = evil
+    refused(quantize.quantize_main, [DEMO, path, '--work-dir', str(tmp_path / 'q')], capsys,
+            r'Refusing to load checkpoint')
+    assert not marker.exists()
+    refused(quantize.quantize_main, [DEMO, path, '--cfg-options', 'model.backbone.dept=50'], capsys,
+            r'did you mean model\.backbone\.depth\?')
+
+
+def test_serve(capsys, tmp_path, evil):
+    pytest.importorskip('fastapi')
+    pytest.importorskip('uvicorn')
+    pytest.importorskip('multipart')
+    path, marker = evil
+    refused(serve.serve_main, [DEMO, path, '--device', 'cpu', '--port', '0'], capsys, r'Refusing to load checkpoint')
+    assert not marker.exists()
+    refused(serve.serve_main, [DEMO, '--max-batch', '0'], capsys, r'--max-batch and --max-queue must be >= 1')
 
 
 def test_converters(capsys, tmp_path, evil):

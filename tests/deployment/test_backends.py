@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 from mmengine.dataset import pseudo_collate
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 OPTIONS = {'model.test_cfg.rcnn.score_thr': 0.0, 'model.test_cfg.rcnn.max_per_img': 100}
 

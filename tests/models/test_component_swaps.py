@@ -14,8 +14,9 @@ from torchvision.ops import generalized_box_iou_loss
 from rcnn_plugins.models.losses import GIoULoss
 from rcnn_plugins.registry import MODELS
 from rcnn_plugins.structures import DetDataSample
+from repo_paths import REPO_ROOT
 
-CFG = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', '_base_', 'models', 'faster-rcnn_r50_fpn.py')
+CFG = os.path.join(REPO_ROOT, 'configs', '_base_', 'models', 'faster-rcnn_r50_fpn.py')
 GT = torch.tensor([[20., 30., 90., 100.], [60., 10., 120., 70.]])
 
 

@@ -10,8 +10,9 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from rcnn_plugins.registry import MODELS
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = REPO_ROOT
 ZOO = osp.join(os.environ.get('MMDET_ZOO_DIR', osp.join(REPO, '..', 'shared', 'mmdet_zoo')), 'keys')
 CONFIGS = ['legacy_1.x/faster-rcnn_r50_fpn_1x_coco_v1.py', 'faster_rcnn/faster-rcnn_r50_fpn_giou_1x_coco.py',
            'faster_rcnn/faster-rcnn_r50_fpn_iou_1x_coco.py', 'faster_rcnn/faster-rcnn_r50_fpn_bounded-iou_1x_coco.py']

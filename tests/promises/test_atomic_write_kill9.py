@@ -10,8 +10,9 @@ import textwrap
 import time
 
 from rcnn_plugins.fileio import atomic_write
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = REPO_ROOT
 
 
 def test_kill_9_mid_write_leaves_the_old_file_and_the_next_write_cleans_up(tmp_path):

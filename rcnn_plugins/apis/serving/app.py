@@ -1,6 +1,6 @@
 """The FastAPI application: routes, error responses, readiness and draining.
 
-``create_app(model, ...)`` returns the app; :mod:`.cli` runs it under uvicorn. The model is
+``create_app(model, ...)`` returns the app; :mod:`rcnn_plugins.cli.serve` runs it under uvicorn. The model is
 warmed up in a background thread at startup (``/ready`` answers 503 until it is done), the
 batcher's worker thread is stopped at shutdown after in-flight requests are answered.
 ``app.state.draining`` (set on SIGTERM by the command line) turns new ``/predict`` requests

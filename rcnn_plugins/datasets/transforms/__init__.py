@@ -15,9 +15,9 @@ from .filter_annotations import FilterAnnotations
 from .flip import RandomFlip
 from .formatting import PackDetInputs
 from .load_proposals import LoadProposals
+from .loading import LoadAnnotations, LoadImageFromFile, LoadImageFromNDArray
 from .min_iou_random_crop import MinIoURandomCrop
 from .photo_metric_distortion import PhotoMetricDistortion
-from .loading import LoadAnnotations, LoadImageFromFile, LoadImageFromNDArray
 from .proposal_broadcaster import ProposalBroadcaster
 from .random_choice_resize import RandomChoiceResize
 from .random_crop import RandomCrop

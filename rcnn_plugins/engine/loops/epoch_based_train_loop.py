@@ -1,7 +1,7 @@
 """``EpochBasedTrainLoop``: mmengine's epoch loop (same arguments) that resumes bit-exactly.
 
 Three changes, each needed for a resumed run to end with the same weights as the run left alone
-(``tests/test_resume_exact.py``):
+(``tests/promises/test_resume_exact.py``):
 
 - **mid-epoch resume**: a checkpoint saved by an iteration-level ``CheckpointHook(by_epoch=False)``
   records ``iter`` inside epoch ``epoch``; mmengine restarts that epoch from its first batch, this

@@ -25,7 +25,7 @@ its objects as missed).
 package's C++ ``COCOeval_faster`` (optional extra ``eval``: ``pip install 'rcnn_plugins[eval]'``)
 instead of pycocotools' Python loops; the summary is then read from its precision/recall arrays
 with pycocotools' own ``summarize``, so every returned number equals the ``'pycocotools'`` backend's
-(tests/test_coco_metric_backend.py; ``tools/benchmark_eval.py`` times both on a COCO-sized case).
+(tests/evaluation/metrics/test_coco_metric_backend.py; ``tools/benchmark_eval.py`` times both on a COCO-sized case).
 
 Ground truth comes from ``ann_file``. Without one, a COCO ground truth is built from each sample's
 ``instances`` (original-image xyxy boxes, ``bbox_label``, ``ignore_flag``; ignored boxes become

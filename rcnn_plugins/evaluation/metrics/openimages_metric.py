@@ -111,7 +111,8 @@ class OpenImagesMetric(BaseMetric):
             boxes = np.array([i['bbox'] for i in instances], dtype=np.float64).reshape(-1, 4)
             group = np.array([i.get('is_group_of', False) for i in instances], dtype=bool)
             if self.get_supercategory and len(labels):
-                pairs = np.argwhere(relation[labels] & ~np.eye(relation.shape[0], dtype=bool)[labels])  # (box, ancestor)
+                # (box, ancestor) pairs
+                pairs = np.argwhere(relation[labels] & ~np.eye(relation.shape[0], dtype=bool)[labels])
                 labels = np.concatenate([labels, pairs[:, 1]])
                 boxes = np.concatenate([boxes, boxes[pairs[:, 0]]])
                 group = np.concatenate([group, group[pairs[:, 0]]])

@@ -11,5 +11,5 @@ from .swin import SwinTransformer
 from .timm_backbone import TIMMBackbone
 from .vgg import VGG
 
-__all__ = ['DetectoRS_ResNet', 'HRNet', 'RegNet', 'Res2Net', 'ResNeSt', 'ResNet', 'ResNetV1d', 'ResNeXt', 'SwinTransformer',
-           'TIMMBackbone', 'VGG']
+__all__ = ['DetectoRS_ResNet', 'HRNet', 'RegNet', 'Res2Net', 'ResNeSt', 'ResNet', 'ResNetV1d', 'ResNeXt',
+           'SwinTransformer', 'TIMMBackbone', 'VGG']

@@ -11,7 +11,6 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer
 
 from rcnn_plugins.registry import MODELS
-
 from .resnet import ResNet
 from .resnet_blocks import Bottleneck
 

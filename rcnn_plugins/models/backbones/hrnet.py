@@ -6,7 +6,7 @@ MMDetection 3.x's arguments (the ``extra`` dict of four stages), defaults and ``
 :class:`~rcnn_plugins.models.backbones.hrnet_module.HRModule`), so ``open-mmlab://msra/hrnetv2_w*``
 checkpoints and MMDetection's HRNet detectors load unchanged.
 """
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
@@ -15,7 +15,6 @@ from mmengine.model import BaseModule, Sequential
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from rcnn_plugins.registry import MODELS
-
 from ..pretrained import check_init_cfg_cached
 from .hrnet_module import HRModule
 from .resnet import BasicBlock, Bottleneck

@@ -17,7 +17,6 @@ from mmengine.model import BaseModule, Sequential
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from rcnn_plugins.registry import MODELS
-
 from ..layers.frozen_bn import FrozenBatchNorm2d
 from ..pretrained import check_init_cfg_cached
 from .resnet import ResidualBlock

@@ -12,7 +12,6 @@ import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 
 from rcnn_plugins.registry import MODELS
-
 from .resnet import ResNet
 from .resnet_blocks import Bottleneck, ResLayer
 

@@ -5,7 +5,6 @@ MMDetection's keys), with the stride done by a 3x3 average pool after them (``av
 import torch.nn as nn
 
 from rcnn_plugins.registry import MODELS
-
 from ..layers.split_attention_conv import SplitAttentionConv2d
 from .resnet_blocks import Bottleneck, ResLayer
 from .resnet_v1d import ResNetV1d

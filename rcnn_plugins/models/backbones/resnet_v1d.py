@@ -2,7 +2,6 @@
 stem (three 3x3 convs, ``stem.*``) and average-pool shortcut downsampling (``downsample.0`` pool,
 ``.1`` conv, ``.2`` norm). MMDetection's keys."""
 from rcnn_plugins.registry import MODELS
-
 from .resnet import ResNet
 
 

@@ -8,7 +8,6 @@ with the default ``base_channels=64`` it is ``groups * base_width * 2**i``. Keys
 import math
 
 from rcnn_plugins.registry import MODELS
-
 from .resnet import ResNet
 from .resnet_blocks import Bottleneck, ResLayer
 

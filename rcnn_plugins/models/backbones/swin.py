@@ -18,7 +18,6 @@ from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import constant_init, trunc_normal_, trunc_normal_init
 
 from rcnn_plugins.registry import MODELS
-
 from ..pretrained import check_checkpoint_cached
 from .swin_blocks import PatchEmbed, PatchMerging, SwinBlock
 

@@ -12,7 +12,6 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
 from rcnn_plugins.registry import MODELS
-
 from .fpg_transitions import Identity, LastConv, UpInterpolationConv
 
 

@@ -13,7 +13,6 @@ from mmengine.model import BaseModule
 
 from rcnn_plugins.registry import MODELS
 
-
 _INTERPOLATE_KEYS = {'mode', 'scale_factor', 'align_corners', 'recompute_scale_factor', 'antialias'}
 _INTERPOLATE_MODES = ('nearest', 'linear', 'bilinear', 'bicubic', 'trilinear', 'area', 'nearest-exact')
 

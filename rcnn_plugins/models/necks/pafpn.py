@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 
 from rcnn_plugins.registry import MODELS
-
 from .fpn import FPN
 
 

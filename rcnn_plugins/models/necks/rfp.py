@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule, ModuleList
 
 from rcnn_plugins.registry import MODELS, build_or_use
-
 from .fpn import FPN
 
 

@@ -1,7 +1,13 @@
 """Second-stage (RoI) heads: RoI feature extractors, box heads, shared heads and the heads that tie them
 (StandardRoIHead and its Double-Head / Dynamic variants, CascadeRoIHead)."""
-from .bbox_heads import (BBoxHead, ConvFCBBoxHead, DoubleConvFCBBoxHead, PretrainedFCBBoxHead, Shared2FCBBoxHead,
-                         Shared4Conv1FCBBoxHead)
+from .bbox_heads import (
+    BBoxHead,
+    ConvFCBBoxHead,
+    DoubleConvFCBBoxHead,
+    PretrainedFCBBoxHead,
+    Shared2FCBBoxHead,
+    Shared4Conv1FCBBoxHead,
+)
 from .cascade_roi_head import CascadeRoIHead
 from .double_roi_head import DoubleHeadRoIHead
 from .dynamic_roi_head import DynamicRoIHead

@@ -10,9 +10,10 @@ import torch
 from rcnn_plugins.models.backbones.hrnet_module import HRModule
 from rcnn_plugins.models.backbones.resnet import BasicBlock
 from rcnn_plugins.registry import MODELS
+from repo_paths import REPO_ROOT
 
 ZOO = osp.join(os.environ.get('MMDET_ZOO_DIR') or osp.join(
-    osp.dirname(__file__), '..', '..', '..', '..', 'shared', 'mmdet_zoo'), 'keys')
+    REPO_ROOT, '..', 'shared', 'mmdet_zoo'), 'keys')
 
 
 def hrnet_extra(w, blocks=4, modules=(1, 1, 4, 3)):

@@ -10,10 +10,11 @@ from torchvision.models import regnet as tv_regnet
 
 from rcnn_plugins.models.backbones.regnet import RegNet, regnet_stages
 from rcnn_plugins.registry import MODELS
+from repo_paths import REPO_ROOT
 
 # MMDetection's key lists: <repo>/../shared/mmdet_zoo, or the folder named by MMDET_ZOO_DIR.
 ZOO = osp.join(os.environ.get('MMDET_ZOO_DIR') or osp.join(
-    osp.dirname(__file__), '..', '..', '..', '..', 'shared', 'mmdet_zoo'), 'keys')
+    REPO_ROOT, '..', 'shared', 'mmdet_zoo'), 'keys')
 # torchvision builder of the same network (BlockParams.from_init_params with the same w0, wa, wm, depth, group_w).
 TV = {'regnetx_400mf': tv_regnet.regnet_x_400mf, 'regnetx_800mf': tv_regnet.regnet_x_800mf,
       'regnetx_1.6gf': tv_regnet.regnet_x_1_6gf, 'regnetx_3.2gf': tv_regnet.regnet_x_3_2gf,

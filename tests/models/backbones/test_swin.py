@@ -12,9 +12,10 @@ import torch.nn as nn
 from rcnn_plugins.models.backbones.swin import SwinTransformer, swin_converter
 from rcnn_plugins.models.backbones.swin_blocks import PatchMerging, ShiftWindowMSA, WindowMSA
 from rcnn_plugins.registry import MODELS
+from repo_paths import REPO_ROOT
 
 ZOO = osp.join(os.environ.get('MMDET_ZOO_DIR') or osp.join(
-    osp.dirname(__file__), '..', '..', '..', '..', 'shared', 'mmdet_zoo'), 'keys')
+    REPO_ROOT, '..', 'shared', 'mmdet_zoo'), 'keys')
 
 
 def test_zoo_config_layout():

@@ -8,9 +8,10 @@ import torch
 
 from rcnn_plugins.models.necks import FPG
 from rcnn_plugins.registry import MODELS
+from repo_paths import REPO_ROOT
 
 ZOO = osp.join(os.environ.get('MMDET_ZOO_DIR') or osp.join(
-    osp.dirname(__file__), '..', '..', '..', '..', 'shared', 'mmdet_zoo'), 'keys')
+    REPO_ROOT, '..', 'shared', 'mmdet_zoo'), 'keys')
 BN = dict(type='BN', requires_grad=True)
 
 

@@ -15,8 +15,9 @@ from rcnn_plugins.apis.tta import TTA_META_KEYS, default_tta_pipeline, tta_confi
 from rcnn_plugins.models.test_time_augs import DetTTAModel, flip_boxes
 from rcnn_plugins.registry import MODELS, TRANSFORMS
 from rcnn_plugins.structures import DetDataSample
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 
 

@@ -23,8 +23,9 @@ from rcnn_plugins.apis.inputs import collect_inputs
 from rcnn_plugins.apis.results import CocoResultsWriter
 from rcnn_plugins.apis.slicing import merge_predictions, slice_grid
 from rcnn_plugins.cli.infer import infer_main
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 CONFIG = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 CLASSES = ('rectangle', 'ellipse', 'triangle', 'cross')
 

@@ -14,8 +14,9 @@ from mmengine.structures import InstanceData
 
 from rcnn_plugins import registry
 from rcnn_plugins.structures import DetDataSample
+from repo_paths import REPO_ROOT
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
+ROOT = REPO_ROOT
 CFG_PATH = os.path.join(ROOT, 'configs', '_base_', 'models', 'faster-rcnn_r50_fpn.py')
 
 PLUGIN = '''

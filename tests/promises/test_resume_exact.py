@@ -25,8 +25,9 @@ from rcnn_plugins.datasets import CocoDataset
 from rcnn_plugins.datasets.samplers import AspectRatioBatchSampler, ResumableBatchSampler, SeededIndices
 from rcnn_plugins.engine.loops.resumable_loader import epoch_batches, resumable_loader
 from rcnn_plugins.rng import capture_rng_state, preserved_rng, restore_rng_state, sample_seed
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 ENV = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
 

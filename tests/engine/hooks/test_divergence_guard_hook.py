@@ -24,10 +24,10 @@ from rcnn_plugins.engine import setup_runtime
 from rcnn_plugins.fileio.safe_load import load_checkpoint_file
 from rcnn_plugins.registry import HOOKS
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from test_checkpoint_hook import ToyModel  # noqa: E402
+from toy_runner import ToyModel
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 
 

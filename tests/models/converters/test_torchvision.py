@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 from torchvision.ops.misc import FrozenBatchNorm2d
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 CONFIG = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r50_fpn_torchvision.py')
 # torchvision's min_size / max_size, small to keep the CPU time low; our Resize scale is (max, min).
 MIN_SIZE, MAX_SIZE = 320, 533

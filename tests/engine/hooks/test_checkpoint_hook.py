@@ -15,78 +15,14 @@ import time
 
 import pytest
 import torch
-from mmengine.evaluator import BaseMetric
 from mmengine.fileio import LocalBackend
-from mmengine.dataset import pseudo_collate
-from mmengine.model import BaseDataPreprocessor, BaseModel
-from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
-from torch.utils.data import DataLoader, Dataset
 
 from rcnn_plugins.engine.hooks.checkpoint_hook import CheckpointHook
-from rcnn_plugins.engine import setup_runtime
 from rcnn_plugins.fileio.safe_load import load_checkpoint_file
 from rcnn_plugins.registry import HOOKS
-
-
-class ToyModel(BaseModel):
-    def __init__(self):
-        # Instances rather than configs: this test must not depend on rcnn_plugins' own models.
-        super().__init__(data_preprocessor=BaseDataPreprocessor())
-        self.linear = torch.nn.Linear(2, 1)
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        out = self.linear(torch.stack(inputs))
-        if mode == 'loss':
-            return dict(loss=(out - torch.stack(data_samples)).pow(2).mean())
-        return [dict(pred=o) for o in out]
-
-
-class ToyDataset(Dataset):
-    metainfo = dict(classes=('toy', ))
-
-    def __len__(self):
-        return 4
-
-    def __getitem__(self, idx):
-        return dict(inputs=torch.tensor([float(idx), 1.0]), data_samples=torch.tensor([float(idx)]))
-
-
-class ScriptedMetric(BaseMetric):
-    """Returns the next value of ``scores`` at each evaluation."""
-
-    default_prefix = 'toy'
-
-    def __init__(self, scores):
-        super().__init__()
-        self.scores = list(scores)
-
-    def process(self, data_batch, data_samples):
-        self.results.append(0)
-
-    def compute_metrics(self, results):
-        return dict(score=self.scores.pop(0))
-
-
-def toy_loader():
-    return DataLoader(ToyDataset(), batch_size=2, collate_fn=pseudo_collate)
-
-
-def make_runner(work_dir, max_epochs, checkpoint, scores=None):
-    setup_runtime()  # what every entry point does: safe checkpoint loading for resume
-    val = {}
-    if scores is not None:
-        val = dict(val_dataloader=toy_loader(), val_evaluator=[ScriptedMetric(scores)], val_cfg=dict())
-    return Runner(
-        model=ToyModel(),
-        work_dir=str(work_dir),
-        train_dataloader=toy_loader(),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1, **checkpoint)),
-        default_scope='rcnn_plugins',
-        experiment_name=f'ckpt_{osp.basename(str(work_dir))}_{max_epochs}',
-        **val)
+from repo_paths import REPO_ROOT, TESTS_DIR
+from toy_runner import make_runner
 
 
 def read_last(work_dir):
@@ -189,7 +125,7 @@ KILLED_SAVE_SCRIPT = textwrap.dedent("""
     import torch
     from mmengine.fileio import LocalBackend
     sys.path.insert(0, {tests!r})
-    import test_checkpoint_hook as t
+    import toy_runner as t
 
     class BigToy(t.ToyModel):
         def __init__(self):
@@ -215,8 +151,8 @@ KILLED_SAVE_SCRIPT = textwrap.dedent("""
 def test_sigkill_during_checkpoint_write(tmp_path):
     work = str(tmp_path / 'work')
     script = tmp_path / 'killed_save.py'
-    script.write_text(KILLED_SAVE_SCRIPT.format(tests=osp.dirname(osp.abspath(__file__)), work=work))
-    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    script.write_text(KILLED_SAVE_SCRIPT.format(tests=TESTS_DIR, work=work))
+    repo = REPO_ROOT
     proc = subprocess.Popen([sys.executable, str(script)], cwd=repo, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=repo, OMP_NUM_THREADS='1'))
     partial = None

@@ -22,8 +22,9 @@ from mmengine.structures import InstanceData
 
 from rcnn_plugins.apis.alternating import AlternatingError, stage_config, train_alternating
 from rcnn_plugins.registry import DATASETS, MODELS
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 ENV = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
 

@@ -14,8 +14,9 @@ from rcnn_plugins.models.fast_inference import prepare_for_inference
 from rcnn_plugins.models.layers import FrozenBatchNorm2d, fuse_conv_bn
 from rcnn_plugins.registry import MODELS
 from rcnn_plugins.structures import DetDataSample, bbox_overlaps
+from repo_paths import REPO_ROOT
 
-DEMO_CFG = os.path.join(os.path.dirname(__file__), '..', 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
+DEMO_CFG = os.path.join(REPO_ROOT, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 BF16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 

@@ -12,8 +12,9 @@ from mmengine.structures import InstanceData
 
 from rcnn_plugins.registry import MODELS
 from rcnn_plugins.structures import DetDataSample, bbox_overlaps
+from repo_paths import REPO_ROOT
 
-CFG_PATH = os.path.join(os.path.dirname(__file__), '..', 'configs', '_base_', 'models', 'faster-rcnn_r50_fpn.py')
+CFG_PATH = os.path.join(REPO_ROOT, 'configs', '_base_', 'models', 'faster-rcnn_r50_fpn.py')
 
 
 def model_cfg(depth=50):

@@ -12,11 +12,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from repo_paths import REPO_ROOT
 
 pytest.importorskip('onnx', reason="ONNX export needs the 'export' extra: pip install -e '.[export]'")
 pytest.importorskip('onnxruntime', reason="running ONNX files needs the 'export' extra: pip install -e '.[export]'")
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 # Random weights score every class about equally: keep every detection (score_thr 0).
 # The test pipeline resizes to 160, a multiple of 32, so a square image needs no padding and the

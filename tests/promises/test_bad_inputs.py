@@ -24,8 +24,9 @@ from rcnn_plugins import cli
 from rcnn_plugins.datasets import CocoDataset, DatasetError, DatasetWarning, VOCDataset
 from rcnn_plugins.datasets.transforms import LoadImageFromFile
 from rcnn_plugins.fileio.safe_load import CheckpointFileError
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 CATS = [(1, 'cat'), (2, 'dog')]
 
@@ -271,7 +272,7 @@ def num_classes_mismatch(tmp, demo_data):
 
 
 def unknown_registry_type(tmp, demo_data):
-    return train_with(tmp, demo_data, 'model.neck.type=FPM')
+    return train_with(tmp, demo_data, 'model.neck.type=FPNN')
 
 
 def unknown_transform_type(tmp, demo_data):
@@ -318,7 +319,7 @@ CONFIG_CASES = [
     (num_classes_mismatch, [r'model\.roi_head\.bbox_head\.num_classes is 80 but the train dataset \(\S+train\.json\) '
                             r'has 4 classes \(rectangle, ellipse, triangle, cross\): set '
                             r'model\.roi_head\.bbox_head\.num_classes=4']),
-    (unknown_registry_type, [r"type='FPM' is not a registered model \(scope rcnn_plugins\): did you mean .*'FPN'\?"]),
+    (unknown_registry_type, [r"type='FPNN' is not a registered model \(scope rcnn_plugins\): did you mean 'FPN'\?"]),
     (unknown_transform_type, [r"type='Resise' is not a registered transform .*did you mean 'Resize'"]),
     (typo_in_cfg_options, [r'--cfg-options model\.backbone\.dept: the config has no model\.backbone\.dept; '
                            r'did you mean model\.backbone\.depth\?']),

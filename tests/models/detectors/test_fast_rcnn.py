@@ -22,8 +22,9 @@ from rcnn_plugins.apis.proposals import generate_proposal_files
 from rcnn_plugins.datasets.proposal_file import dump_proposal_file
 from rcnn_plugins.registry import DATASETS, MODELS
 from rcnn_plugins.structures import bbox_overlaps
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 
 

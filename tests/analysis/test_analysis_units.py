@@ -11,6 +11,7 @@ import torch
 from rcnn_plugins.analysis import (cal_train_time, calculate_confusion_matrix, detector_flops, load_json_log,
                                    load_results, plot_curve, torchvision_flops)
 from rcnn_plugins.analysis.results_io import UnsafePickleError
+from repo_paths import REPO_ROOT
 
 
 def write_log(path, epochs):
@@ -137,7 +138,7 @@ def test_flops_against_a_hand_counter():
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from rcnn_plugins.registry import MODELS
-    cfg = Config.fromfile(os.path.join(os.path.dirname(__file__), '..', 'configs', 'faster_rcnn',
+    cfg = Config.fromfile(os.path.join(REPO_ROOT, 'configs', 'faster_rcnn',
                                        'faster-rcnn_r18_fpn_demo.py'))
     init_default_scope('rcnn_plugins')
     model = MODELS.build(cfg.model).eval()
@@ -237,7 +238,7 @@ def test_tools_turn_bad_inputs_into_one_line(tmp_path):
         fails(KeyError("key 'x' is not in the log"))
     with pytest.raises(RuntimeError):  # a bug is not the user's: its traceback stays
         fails(RuntimeError('bug'))
-    root = os.path.join(os.path.dirname(__file__), '..')
+    root = REPO_ROOT
     config = os.path.join(root, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
     with pytest.raises(SystemExit, match=r'error: .*none\.pkl: no such predictions file'):
         eval_metric_main([config, str(tmp_path / 'none.pkl')])

@@ -1,14 +1,23 @@
 """``rcnn-serve`` (also ``python tools/serve.py``): serve a detector over HTTP (docs/SERVING.md).
 
+The server itself (app, batcher, limits, model) is :mod:`rcnn_plugins.apis.serving`; this module is
+the command line: flags, the optional-dependency check, the listening socket, uvicorn.
+
     rcnn-serve CONFIG [CHECKPOINT] [--host 127.0.0.1] [--port 8000] [--device cpu|cuda]
         [--backend pytorch] [--max-batch 8] [--max-wait-ms 10] [--score-thr 0.3]
         [--max-upload-mb 20] [--max-pixels 50000000] [--timeout 30] [--max-queue 64]
+
+Start-up errors follow cli/errors.py: bad input (a missing file, a refused checkpoint, the serve
+extra not installed, a bad flag) is one ``error:`` line and exit 2; an address that cannot be
+bound is exit 1.
 """
 import argparse
 import os
 import socket
 import sys
 from typing import Optional, Sequence
+
+from .errors import CommandFailed, UsageError, command
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -45,35 +54,34 @@ def serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def serve_main(argv: Optional[Sequence[str]] = None) -> None:
     args = serve_parser().parse_args(argv)
     # OpenCV's own cap for formats whose header the server does not read; read at its first decode.
     os.environ.setdefault('OPENCV_IO_MAX_IMAGE_PIXELS', str(args.max_pixels))
     try:
-        import uvicorn  # noqa: F401
         import fastapi  # noqa: F401
         import multipart  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError as err:
-        raise SystemExit(f'rcnn-serve: {err.name} is missing; install the serve extra: '
-                         'pip install "rcnn_plugins[serve]"')
+        raise UsageError(f'rcnn-serve: {err.name} is missing; install the serve extra: '
+                         'pip install "rcnn_plugins[serve]"') from None
     import torch
     import uvicorn
 
-    from .app import create_app
-    from .limits import ServeLimits
-    from .model import ServedModel
+    from rcnn_plugins.apis.serving.app import create_app
+    from rcnn_plugins.apis.serving.limits import ServeLimits
+    from rcnn_plugins.apis.serving.model import ServedModel
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.max_batch < 1 or args.max_queue < 1:
-        raise SystemExit('rcnn-serve: --max-batch and --max-queue must be >= 1')
+        raise UsageError('rcnn-serve: --max-batch and --max-queue must be >= 1')
     limits = ServeLimits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                          request_timeout_s=args.timeout, max_queue=args.max_queue)
-    try:
-        model = ServedModel(args.config, args.checkpoint, device=args.device, backend=args.backend,
-                            classes=args.classes, limits=limits)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f'rcnn-serve: error: {err}') from None
+    # A missing file, a bad config or a refused checkpoint: one `error:` line, exit 2 (cli/errors.py).
+    model = ServedModel(args.config, args.checkpoint, device=args.device, backend=args.backend,
+                        classes=args.classes, limits=limits)
     app = create_app(model, limits, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                      score_thr=args.score_thr, warm_up=not args.no_warm_up)
 
@@ -88,7 +96,7 @@ def serve_main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         sock.bind((args.host, args.port))
     except OSError as err:
-        raise SystemExit(f'rcnn-serve: cannot listen on {args.host}:{args.port}: {err}')
+        raise CommandFailed(f'rcnn-serve: cannot listen on {args.host}:{args.port}: {err}') from None
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=args.graceful_timeout,
                             access_log=False)

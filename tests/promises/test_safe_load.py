@@ -21,8 +21,9 @@ from rcnn_plugins.apis import init_detector
 from rcnn_plugins.fileio.safe_load import (UNSAFE_ENV, UnsafeCheckpointError, allow_unsafe_load,
                                            load_checkpoint_file)
 from rcnn_plugins.models.backbones.resnet import ResNet
+from repo_paths import REPO_ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 
 
@@ -84,8 +85,7 @@ def test_getattr_is_allowed_only_for_history_buffer_methods(tmp_path):
 
 
 def test_mmengine_checkpoint_loads_safely(tmp_path):
-    sys.path.insert(0, osp.dirname(__file__))
-    from test_checkpoint_hook import make_runner
+    from toy_runner import make_runner
     make_runner(tmp_path, 1, dict(), scores=[0.25]).train()
     path = str(tmp_path / 'epoch_1.pth')
     # Without the allow-list torch itself refuses it (HistoryBuffer, numpy): the list is needed.
