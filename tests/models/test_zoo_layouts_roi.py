@@ -25,6 +25,8 @@ LAYOUTS = [
     ('sabl/sabl-faster-rcnn_r50_fpn_1x_coco.py', 'sabl__sabl-faster-rcnn_r50_fpn_1x_coco.json'),
     ('sabl/sabl-cascade-rcnn_r50_fpn_1x_coco.py', 'sabl__sabl-cascade-rcnn_r50_fpn_1x_coco.json'),
     ('pisa/faster-rcnn_r50_fpn_pisa_1x_coco.py', 'pisa__faster-rcnn_r50_fpn_pisa_1x_coco.json'),
+    ('grid_rcnn/grid-rcnn_r50_fpn_gn-head_1x_coco.py', 'grid_rcnn__grid-rcnn_r50_fpn_gn-head_1x_coco.json'),
+    ('grid_rcnn/grid-rcnn_r50_fpn_gn-head_2x_coco.py', 'grid_rcnn__grid-rcnn_r50_fpn_gn-head_2x_coco.json'),
 ]
 
 
