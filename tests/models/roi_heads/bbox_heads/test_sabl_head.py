@@ -98,3 +98,14 @@ def test_bad_arguments_are_named():
         SABLHead(**dict(TINY, reg_class_agnostic=False))
     with pytest.raises(ValueError, match='num_buckets'):
         SABLHead(**dict(TINY, roi_feat_size=3))
+
+
+def test_init_follows_mmdetection():
+    torch.manual_seed(0)
+    head = SABLHead(num_classes=3)
+    head.init_weights()
+    assert abs(head.fc_cls.weight.std().item() - 0.01) < 1e-3
+    assert abs(head.fc_reg_offset.weight.std().item() - 0.001) < 1e-4
+    assert abs(head.reg_conv_att_x.weight.std().item() - 0.01) < 3e-3
+    # Kaiming (fan_out, normal) on the transposed convs, not the default uniform init.
+    assert head.upsample_x.weight.std().item() > 0.05

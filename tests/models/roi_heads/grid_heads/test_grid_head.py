@@ -125,3 +125,11 @@ def test_grid_roi_head_end_to_end():
         det = head.predict(x, proposals, [sample], rescale=True)[0]
     assert det.bboxes.shape[1] == 4 and len(det) <= 5 and det.labels.max() < 2
     assert (det.bboxes >= 0).all() and (det.bboxes <= 128).all()  # original-image pixels (64 / 0.5)
+
+
+def test_init_starts_the_heatmaps_at_probability_0_01():
+    head = GridHead(**TINY)
+    head.init_weights()
+    # MMDetection's init: deconv2 bias -log(0.99 / 0.01), transposed convs N(0, 0.001).
+    assert torch.allclose(head.deconv2.bias, torch.full((9,), -4.59512), atol=1e-4)
+    assert abs(head.deconv1.weight.std().item() - 0.001) < 2e-4
