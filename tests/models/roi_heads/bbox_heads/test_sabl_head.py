@@ -109,3 +109,45 @@ def test_init_follows_mmdetection():
     assert abs(head.reg_conv_att_x.weight.std().item() - 0.01) < 3e-3
     # Kaiming (fan_out, normal) on the transposed convs, not the default uniform init.
     assert head.upsample_x.weight.std().item() > 0.05
+
+
+def test_refine_bboxes_decodes_buckets_and_drops_gt_proposals():
+    torch.manual_seed(0)
+    head = SABLHead(**TINY)
+    pos = torch.tensor([[0., 0., 8., 8.], [2., 2., 12., 10.]])
+    res = _sampling(pos, pos.clone(), torch.tensor([2, 0]), torch.tensor([[10., 10., 20., 20.]]))
+    res.pos_is_gt = torch.tensor([1, 0], dtype=torch.uint8)  # the first positive is a gt box
+    rois = torch.cat([torch.zeros(3, 1), res.priors], 1)
+    cls_score, bbox_pred = head(torch.randn(3, 4, 2, 2))
+    meta = dict(img_shape=(32, 32))
+    refined = head.refine_bboxes([res], dict(rois=rois, cls_score=cls_score, bbox_pred=bbox_pred,
+                                             bbox_targets=head.get_targets([res], None)), [meta])[0]
+    expected, _ = head.bbox_coder.decode(res.priors, bbox_pred, max_shape=(32, 32))
+    assert torch.allclose(refined.bboxes, expected[1:])
+
+
+def test_a_cascade_of_sabl_heads_trains_and_predicts():
+    from mmengine.structures import InstanceData
+    from rcnn_plugins.models.roi_heads import CascadeRoIHead
+    from rcnn_plugins.structures import DetDataSample
+    torch.manual_seed(0)
+    stage = dict(TINY, type='SABLHead', roi_feat_size=7,
+                 bbox_coder=dict(type='BucketingBBoxCoder', num_buckets=14, scale_factor=1.5))
+    extractor = dict(type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
+                     out_channels=4, featmap_strides=[4])
+    rcnn = [dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=t, neg_iou_thr=t, min_pos_iou=t),
+                 sampler=dict(type='RandomSampler', num=8, pos_fraction=0.25)) for t in (0.5, 0.6)]
+    head = CascadeRoIHead(num_stages=2, stage_loss_weights=[1, 0.5], bbox_roi_extractor=extractor, bbox_head=stage,
+                          train_cfg=rcnn, test_cfg=dict(score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5),
+                                                        max_per_img=4))
+    x = [torch.randn(1, 4, 16, 16)]
+    sample = DetDataSample(metainfo=dict(img_shape=(64, 64), scale_factor=(1., 1.)))
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[8., 8., 40., 44.]]), labels=torch.tensor([1]))
+    proposals = [InstanceData(bboxes=torch.tensor([[6., 9., 38., 40.], [30., 30., 60., 60.]]))]
+    losses = head.loss(x, proposals, [sample])
+    assert {'s0.loss_bbox_cls', 's1.loss_bbox_reg', 's1.loss_cls'} <= set(losses)
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    head.eval()
+    with torch.no_grad():
+        det = head.predict(x, proposals, [sample])[0]
+    assert det.bboxes.shape[1] == 4 and 0 < len(det) <= 4
