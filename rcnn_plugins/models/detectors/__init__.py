@@ -3,10 +3,11 @@ proposal-only RPN."""
 from .base import BaseDetector
 from .cascade_rcnn import CascadeRCNN
 from .fast_rcnn import FastRCNN
-from .grid_rcnn import GridRCNN
 from .faster_rcnn import FasterRCNN
+from .grid_rcnn import GridRCNN
 from .rpn import RPN
 from .trident_faster_rcnn import TridentFasterRCNN
 from .two_stage import TwoStageDetector
 
-__all__ = ['BaseDetector', 'TwoStageDetector', 'FasterRCNN', 'CascadeRCNN', 'FastRCNN', 'RPN', 'TridentFasterRCNN', 'GridRCNN']
+__all__ = ['BaseDetector', 'TwoStageDetector', 'FasterRCNN', 'CascadeRCNN', 'FastRCNN', 'RPN', 'TridentFasterRCNN',
+           'GridRCNN']

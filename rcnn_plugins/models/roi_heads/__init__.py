@@ -13,6 +13,7 @@ from .shared_heads import ResLayer
 from .standard_roi_head import StandardRoIHead
 from .trident_roi_head import TridentRoIHead
 
-__all__ = ['BBoxHead', 'SABLHead', 'ConvFCBBoxHead', 'DoubleConvFCBBoxHead', 'PretrainedFCBBoxHead', 'Shared2FCBBoxHead',
-           'Shared4Conv1FCBBoxHead', 'CascadeRoIHead', 'DoubleHeadRoIHead', 'DynamicRoIHead', 'GenericRoIExtractor',
-           'SingleRoIExtractor', 'ResLayer', 'StandardRoIHead', 'TridentRoIHead', 'PISARoIHead', 'GridHead', 'GridRoIHead']
+__all__ = ['BBoxHead', 'SABLHead', 'ConvFCBBoxHead', 'DoubleConvFCBBoxHead', 'PretrainedFCBBoxHead',
+           'Shared2FCBBoxHead', 'Shared4Conv1FCBBoxHead', 'CascadeRoIHead', 'DoubleHeadRoIHead', 'DynamicRoIHead',
+           'GenericRoIExtractor', 'SingleRoIExtractor', 'ResLayer', 'StandardRoIHead', 'TridentRoIHead', 'PISARoIHead',
+           'GridHead', 'GridRoIHead']

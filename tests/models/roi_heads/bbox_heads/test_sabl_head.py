@@ -128,6 +128,7 @@ def test_refine_bboxes_decodes_buckets_and_drops_gt_proposals():
 
 def test_a_cascade_of_sabl_heads_trains_and_predicts():
     from mmengine.structures import InstanceData
+
     from rcnn_plugins.models.roi_heads import CascadeRoIHead
     from rcnn_plugins.structures import DetDataSample
     torch.manual_seed(0)
