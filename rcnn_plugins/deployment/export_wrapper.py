@@ -36,9 +36,30 @@ class DetectorExportWrapper(nn.Module):
             raise TypeError(f'DetectorExportWrapper needs a two-stage detector with rpn_head and roi_head, '
                             f'got {type(detector).__name__}')
         self.detector = detector
+        self._check_roi_head(detector.roi_head)
         # The wrapper itself in eval mode too: exporters restore the wrapper's mode afterwards,
         # which would otherwise put the detector's BatchNorm layers into training mode.
         self.eval()
+
+    @staticmethod
+    def _check_roi_head(roi_head: nn.Module) -> None:
+        """Refuse RoI heads whose predict path is not ``StandardRoIHead``'s one box head on one RoI
+        extractor with a delta coder: recording the standard path for them would export a different
+        (wrong) model rather than fail."""
+        from ..models.roi_heads import StandardRoIHead
+        cls = type(roi_head)
+        reason = None
+        if not isinstance(roi_head, StandardRoIHead) or cls.predict is not StandardRoIHead.predict \
+                or cls._bbox_forward is not StandardRoIHead._bbox_forward:
+            reason = 'its predict path differs from StandardRoIHead (cascade stages, grid head, trident branches...)'
+        elif getattr(roi_head, 'with_shared_head', False):
+            reason = 'it has a shared_head (C4), which the exported path does not run'
+        elif hasattr(roi_head.bbox_head, 'bbox_pred_split') or not getattr(roi_head.bbox_head, 'with_reg', True):
+            reason = 'its box head does not predict box deltas (SABL buckets, or with_reg=False)'
+        if reason is not None:
+            raise TypeError(f'DetectorExportWrapper: cannot export {cls.__name__} with '
+                            f'{type(roi_head.bbox_head).__name__}: {reason}; only Faster R-CNN-style RoI heads '
+                            'export. Run this model eagerly (predict / tools/test.py) instead')
 
     def forward(self, image: Tensor, img_hw: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """(1, 3, H, W) float -> boxes (K, 4), scores (K,), labels (K,).

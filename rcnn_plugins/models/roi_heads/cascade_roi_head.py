@@ -35,6 +35,11 @@ def _per_stage(cfg, num_stages: int, name: str) -> list:
     return [cfg] * num_stages
 
 
+def _detach(bbox_pred):
+    """A bbox_pred tensor, or a tuple of them (SABL's bucket logits and offsets), detached."""
+    return bbox_pred.detach() if isinstance(bbox_pred, Tensor) else tuple(p.detach() for p in bbox_pred)
+
+
 @MODELS.register_module()
 class CascadeRoIHead(BaseModule):
     """Cascade of ``num_stages`` box heads with increasing IoU thresholds.
@@ -136,7 +141,7 @@ class CascadeRoIHead(BaseModule):
                 with torch.no_grad():
                     refined = head.refine_bboxes(
                         sampling_results, dict(rois=rois, cls_score=cls_score.detach(),
-                                               bbox_pred=bbox_pred.detach(), bbox_targets=out['bbox_targets']),
+                                               bbox_pred=_detach(bbox_pred), bbox_targets=out['bbox_targets']),
                         metas)
                 if refined is None:  # no RoI at all in the batch
                     break
@@ -155,15 +160,18 @@ class CascadeRoIHead(BaseModule):
         for stage in range(self.num_stages):
             cls_score, bbox_pred = self._bbox_forward(stage, x, rois)
             ms_scores.append(cls_score)
+            head = self.bbox_head[stage]
+            # A tuple bbox_pred (SABL's bucket logits and offsets) is split by its head.
+            bbox_preds = (list(bbox_pred.split(counts)) if isinstance(bbox_pred, Tensor)
+                          else list(head.bbox_pred_split(bbox_pred, counts)))
             if stage < self.num_stages - 1:
-                head = self.bbox_head[stage]
                 label = cls_score[:, :head.num_classes].argmax(dim=1)
                 refined = [torch.cat([r[:, :1], head.regress_by_class(r[:, 1:], lb, bp, meta)], dim=1)
                            for r, lb, bp, meta in zip(rois.split(counts), label.split(counts),
-                                                      bbox_pred.split(counts), batch_img_metas)]
+                                                      bbox_preds, batch_img_metas)]
                 rois = torch.cat(refined)
         cls_score = sum(ms_scores) / float(len(ms_scores))
-        return list(rois.split(counts)), list(cls_score.split(counts)), list(bbox_pred.split(counts))
+        return list(rois.split(counts)), list(cls_score.split(counts)), bbox_preds
 
     def forward(self, x: Sequence[Tensor], rpn_results_list: List[InstanceData],
                 batch_data_samples: Optional[Sequence[DetDataSample]] = None) -> Tuple[Tensor, Tensor]:
@@ -176,7 +184,9 @@ class CascadeRoIHead(BaseModule):
             raise ValueError('CascadeRoIHead.forward needs batch_data_samples (img_shape clips the refined boxes)')
         metas = [s.metainfo for s in batch_data_samples]
         _, cls_scores, bbox_preds = self._refine_roi(x, bbox2roi(proposals), metas, counts)
-        return torch.cat(cls_scores), torch.cat(bbox_preds)
+        if isinstance(bbox_preds[0], Tensor):
+            return torch.cat(cls_scores), torch.cat(bbox_preds)
+        return torch.cat(cls_scores), tuple(torch.cat(p) for p in zip(*bbox_preds))
 
     def predict(self, x: Sequence[Tensor], rpn_results_list: List[InstanceData],
                 batch_data_samples: Sequence[DetDataSample], rescale: bool = False) -> List[InstanceData]:

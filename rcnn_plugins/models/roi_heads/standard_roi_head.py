@@ -122,5 +122,8 @@ class StandardRoIHead(BaseModule):
             return [empty_instances(rois.device) for _ in metas]
         cls_score, bbox_pred = self._bbox_forward(x, rois)
         counts = [p.size(0) for p in proposals]
-        return self.bbox_head.predict_by_feat(rois.split(counts), cls_score.split(counts), bbox_pred.split(counts),
+        # A tuple bbox_pred (SABL's bucket logits and offsets) is split by its head.
+        bbox_preds = (bbox_pred.split(counts) if isinstance(bbox_pred, Tensor)
+                      else self.bbox_head.bbox_pred_split(bbox_pred, counts))
+        return self.bbox_head.predict_by_feat(rois.split(counts), cls_score.split(counts), bbox_preds,
                                               metas, self.test_cfg, rescale=rescale)

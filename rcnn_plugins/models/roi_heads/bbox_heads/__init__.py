@@ -3,6 +3,7 @@ from .bbox_head import BBoxHead
 from .convfc_bbox_head import ConvFCBBoxHead, Shared2FCBBoxHead, Shared4Conv1FCBBoxHead
 from .double_bbox_head import DoubleConvFCBBoxHead
 from .pretrained_fc_bbox_head import PretrainedFCBBoxHead
+from .sabl_head import SABLHead
 
 __all__ = ['BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'Shared4Conv1FCBBoxHead', 'DoubleConvFCBBoxHead',
-           'PretrainedFCBBoxHead']
+           'PretrainedFCBBoxHead', 'SABLHead']

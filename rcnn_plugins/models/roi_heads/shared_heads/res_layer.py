@@ -10,7 +10,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ....registry import MODELS
 from ...backbones.resnet import ResNet
-from ...backbones.resnet_blocks import ResLayer as ResStage
+from ...backbones.resnet_blocks import ResLayer as ResNetStage
 from ...layers.frozen_bn import FrozenBatchNorm2d
 
 
@@ -56,9 +56,10 @@ class ResLayer(BaseModule):
         block, stage_blocks = ResNet.arch_settings[depth]
         planes = 64 * 2 ** stage
         inplanes = 64 * 2 ** (stage - 1) * block.expansion if stage > 0 else 64
-        # the backbone's stage builder, so the keys equal a ResNet checkpoint's layer{stage+1}.*
-        layer = ResStage(block=block, inplanes=inplanes, planes=planes, num_blocks=stage_blocks[stage],
-                         stride=stride, dilation=dilation, style=style, with_cp=with_cp, norm_cfg=norm_cfg)
+        # The backbone's own stage builder, so the keys are ResNet's layer{stage + 1}.* ones.
+        layer = ResNetStage(block=block, inplanes=inplanes, planes=planes, num_blocks=stage_blocks[stage],
+                            stride=stride, dilation=dilation, style=style, avg_down=False, with_cp=with_cp,
+                            conv_cfg=None, norm_cfg=norm_cfg, dcn=None)
         self.add_module(f'layer{stage + 1}', layer)
         if norm_eval and norm_cfg.get('type') in ('BN', 'BN2d') and not norm_cfg.get('requires_grad', True):
             FrozenBatchNorm2d.convert(self)
