@@ -1,7 +1,14 @@
 """Second-stage (RoI) heads: RoI feature extractors, box heads, shared heads and the heads that tie them
 (StandardRoIHead and its Double-Head / Dynamic / PISA / Grid variants, CascadeRoIHead)."""
-from .bbox_heads import (BBoxHead, ConvFCBBoxHead, DoubleConvFCBBoxHead, PretrainedFCBBoxHead, SABLHead,
-                         Shared2FCBBoxHead, Shared4Conv1FCBBoxHead)
+from .bbox_heads import (
+                         BBoxHead,
+                         ConvFCBBoxHead,
+                         DoubleConvFCBBoxHead,
+                         PretrainedFCBBoxHead,
+                         SABLHead,
+                         Shared2FCBBoxHead,
+                         Shared4Conv1FCBBoxHead,
+)
 from .cascade_roi_head import CascadeRoIHead
 from .double_roi_head import DoubleHeadRoIHead
 from .dynamic_roi_head import DynamicRoIHead
