@@ -97,6 +97,9 @@ def model_rows(name: str, cfg, size, with_tv: bool, rounds: int, log, checkpoint
         ours, tv = build_ours(cfg), None
         if checkpoint:
             from mmengine.runner import load_checkpoint
+
+            from rcnn_plugins.engine import setup_runtime
+            setup_runtime()  # checkpoints read through the safe loader (as every entry point does)
             load_checkpoint(ours, checkpoint, map_location='cpu', logger='silent')
     ours.eval()
     batch = make_batch(1, size, num_classes=cfg.model.roi_head.bbox_head.num_classes)
