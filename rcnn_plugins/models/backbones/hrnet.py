@@ -12,12 +12,12 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule, Sequential
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from rcnn_plugins.registry import MODELS
 from ..pretrained import check_init_cfg_cached
 from .hrnet_module import HRModule
 from .resnet import BasicBlock, Bottleneck
+from .train_mode import batchnorms_to_eval
 
 
 @MODELS.register_module()
@@ -156,9 +156,7 @@ class HRNet(BaseModule):
         """Train/eval mode, keeping every BatchNorm in eval with ``norm_eval``."""
         super().train(mode)
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            batchnorms_to_eval(self)
         return self
 
     def init_weights(self) -> None:

@@ -14,12 +14,12 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule, Sequential
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from rcnn_plugins.registry import MODELS
 from ..layers.frozen_bn import FrozenBatchNorm2d
 from ..pretrained import check_init_cfg_cached
 from .resnet import ResidualBlock
+from .train_mode import batchnorms_to_eval, freeze
 
 
 class RegNetBottleneck(ResidualBlock):
@@ -224,20 +224,14 @@ class RegNet(BaseModule):
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:
             return
-        for module in [self.conv1, self.norm1] + [getattr(self, f'layer{i}') for i in
-                                                  range(1, self.frozen_stages + 1)]:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+        freeze([self.conv1, self.norm1] + [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)])
 
     def train(self, mode: bool = True) -> 'RegNet':
         """Train/eval mode, keeping frozen stages and (with ``norm_eval``) every BatchNorm in eval."""
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            batchnorms_to_eval(self)
         return self
 
     def init_weights(self) -> None:

@@ -17,12 +17,12 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from rcnn_plugins.registry import MODELS
 from ..layers.frozen_bn import FrozenBatchNorm2d
 from ..pretrained import check_init_cfg_cached
 from .resnet_blocks import BasicBlock, Bottleneck, ResidualBlock, ResLayer  # noqa: F401  (re-exported)
+from .train_mode import batchnorms_to_eval, freeze
 
 
 @MODELS.register_module()
@@ -207,19 +207,14 @@ class ResNet(BaseModule):
             return
         stem = [self.stem] if self.deep_stem else [self.conv1, self.norm1]
         frozen = stem + [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+        freeze(frozen)
 
     def train(self, mode: bool = True) -> 'ResNet':
         """Set train/eval mode, keeping frozen stages and (with ``norm_eval``) all BatchNorms in eval."""
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            batchnorms_to_eval(self)
         return self
 
     def init_weights(self) -> None:
