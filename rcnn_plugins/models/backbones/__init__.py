@@ -9,7 +9,8 @@ from .resnet_v1d import ResNetV1d
 from .resnext import ResNeXt
 from .swin import SwinTransformer
 from .timm_backbone import TIMMBackbone
+from .trident_resnet import TridentResNet
 from .vgg import VGG
 
 __all__ = ['DetectoRS_ResNet', 'HRNet', 'RegNet', 'Res2Net', 'ResNeSt', 'ResNet', 'ResNetV1d', 'ResNeXt',
-           'SwinTransformer', 'TIMMBackbone', 'VGG']
+           'SwinTransformer', 'TIMMBackbone', 'TridentResNet', 'VGG']

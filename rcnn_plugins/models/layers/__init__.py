@@ -1,8 +1,8 @@
 """Layers: NMS helpers (``nms``, ``soft_nms``, ``nms_match``), RoI feature ops (``RoIAlign``,
 ``RoIPool``, ``CropAndResize`` registered in ``MODELS``), the deformable conv layers ``DCN`` /
 ``DCNv2`` (mmcv's names, found by ``mmcv.cnn.build_conv_layer``), the CARAFE upsampler
-(``CARAFEPack``), ``FrozenBatchNorm2d``, ``NormedLinear`` (cosine classifier) and ``fuse_conv_bn``
-(BN folded into convolutions for inference)."""
+(``CARAFEPack``), ``FrozenBatchNorm2d``, ``NormedLinear`` (cosine classifier), ``TridentConv`` (one
+weight at several dilations) and ``fuse_conv_bn`` (BN folded into convolutions for inference)."""
 from .carafe import CARAFEPack
 from .crop_and_resize import CropAndResize
 from .deform_conv import DeformConv2dPack
@@ -14,7 +14,8 @@ from .normed_linear import NormedLinear
 from .roi_ops import RoIAlign, RoIPool
 from .saconv import SAConv2d
 from .soft_nms import batched_soft_nms, nms_match, soft_nms
+from .trident_conv import TridentConv
 
 __all__ = ['FrozenBatchNorm2d', 'fuse_conv_bn', 'batched_nms', 'multiclass_nms', 'check_nms_cfg', 'soft_nms',
            'batched_soft_nms', 'nms_match', 'RoIAlign', 'RoIPool', 'CropAndResize', 'CARAFEPack', 'NormedLinear',
-           'DeformConv2dPack', 'ModulatedDeformConv2dPack', 'SAConv2d']
+           'DeformConv2dPack', 'ModulatedDeformConv2dPack', 'SAConv2d', 'TridentConv']
