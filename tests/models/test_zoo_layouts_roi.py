@@ -24,6 +24,8 @@ LAYOUTS = [
     ('faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', 'faster_rcnn__faster-rcnn_r50-caffe_c4-1x_coco.json'),
     ('faster_rcnn/faster-rcnn_r50-caffe-c4_ms-1x_coco.py', 'faster_rcnn__faster-rcnn_r50-caffe-c4_ms-1x_coco.json'),
     ('tridentnet/tridentnet_r50-caffe_1x_coco.py', 'tridentnet__tridentnet_r50-caffe_1x_coco.json'),
+    ('tridentnet/tridentnet_r50-caffe_ms-1x_coco.py', 'tridentnet__tridentnet_r50-caffe_ms-1x_coco.json'),
+    ('tridentnet/tridentnet_r50-caffe_ms-3x_coco.py', 'tridentnet__tridentnet_r50-caffe_ms-3x_coco.json'),
     ('sabl/sabl-faster-rcnn_r50_fpn_1x_coco.py', 'sabl__sabl-faster-rcnn_r50_fpn_1x_coco.json'),
     ('sabl/sabl-cascade-rcnn_r50_fpn_1x_coco.py', 'sabl__sabl-cascade-rcnn_r50_fpn_1x_coco.json'),
     ('pisa/faster-rcnn_r50_fpn_pisa_1x_coco.py', 'pisa__faster-rcnn_r50_fpn_pisa_1x_coco.json'),
