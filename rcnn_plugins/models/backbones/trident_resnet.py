@@ -40,7 +40,8 @@ class TridentBottleneck(Bottleneck):
                  concat_output: bool = False, **kwargs):
         if kwargs.get('dcn') is not None:
             raise ValueError('TridentBottleneck: dcn is not supported in the trident stage (its 3x3 conv is a '
-                             'TridentConv); set stage_with_dcn False for the last stage')
+                             'TridentConv; MMDetection silently ignores it there, see docs/MMDET_DIFFERENCES.md); set '
+                             'stage_with_dcn False for the last stage')
         # Read by _make_conv2, which Bottleneck.__init__ calls.
         self.trident_dilations = tuple(trident_dilations)
         self.num_branch = len(self.trident_dilations)
