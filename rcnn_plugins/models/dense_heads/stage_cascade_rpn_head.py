@@ -51,7 +51,7 @@ class StageCascadeRPNHead(RPNHead):
         self.adapt_cfg = dict(adapt_cfg)
         self.bridged_feature = bridged_feature
         if init_cfg is None:
-            # MMDetection: Normal(0.01) on the predictors; the adaptive conv keeps PyTorch's default init.
+            # MMDetection: Normal(0.01) on the predictors; the adaptive conv inits itself the same way.
             init_cfg = dict(type='Normal', std=0.01,
                             override=[dict(name='rpn_reg')] + ([dict(name='rpn_cls')] if with_cls else []))
         super().__init__(in_channels=in_channels, anchor_generator=anchor_generator, init_cfg=init_cfg, **kwargs)

@@ -12,6 +12,7 @@ The parameters live in ``conv`` (``conv.weight`` [, ``conv.bias``]), MMDetection
 from typing import Optional
 
 import torch
+from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from .deform_conv import safe_deform_conv2d
@@ -48,7 +49,7 @@ def anchor_offsets(anchors: Tensor, stride: int, featmap_size, dilation: int = 1
     return torch.stack([off_y, off_x], dim=-1).flatten(-2)
 
 
-class AdaptiveConv(nn.Module):
+class AdaptiveConv(BaseModule):
     """3x3 conv adapted to the anchors.
 
     Args:
@@ -57,14 +58,16 @@ class AdaptiveConv(nn.Module):
         dilation: the dilation of ``'dilation'`` mode.
         bias: bias of the deformable conv (``'offset'`` mode; MMDetection's default False).
         adapt_type: ``'dilation'`` or ``'offset'``.
+        init_cfg: MMDetection's default, Normal(std=0.01) on ``conv`` (applied by ``init_weights``).
 
     ``forward(x (B, C_in, H, W), offset (B, H*W, 18) or None) -> (B, C_out, H, W)``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  padding: int = 1, dilation: int = 3, groups: int = 1, bias: bool = False,
-                 adapt_type: str = 'dilation') -> None:
-        super().__init__()
+                 adapt_type: str = 'dilation',
+                 init_cfg=dict(type='Normal', std=0.01, override=dict(name='conv'))) -> None:
+        super().__init__(init_cfg=init_cfg)
         if adapt_type not in ('offset', 'dilation'):
             raise ValueError(f"AdaptiveConv: adapt_cfg type must be 'offset' or 'dilation', got {adapt_type!r}")
         if kernel_size != 3:
