@@ -51,16 +51,19 @@ class CascadeRPNHead(BaseModule):
         self.stages = nn.ModuleList(built)
 
     def forward(self, x: Sequence[Tensor]):
-        """Raw outputs of the cascade on the generator's anchors (no image metas needed: anchors are
-        not clipped between stages here): the last stage's (cls_scores, bbox_preds) per level."""
+        """Raw outputs of the cascade on the generator's anchors, without image metas (so the boxes
+        between stages are not clipped to an image): the last stage's (cls_scores, bbox_preds), per
+        level (B, 1, H_l, W_l) / (B, 4, H_l, W_l). Training and proposals go through ``loss`` /
+        ``predict``, which clip as MMDetection."""
         x = list(x)
-        anchors, _ = self.stages[0].get_anchors([f.shape[-2:] for f in x], [dict(img_shape=(1 << 30, 1 << 30))]
-                                                * x[0].size(0), device=x[0].device)
+        sizes = [f.shape[-2:] for f in x]
+        priors = self.stages[0].prior_generator.grid_priors([tuple(s) for s in sizes], device=x[0].device)
+        anchors = [p[None].expand(x[0].size(0), -1, -1) for p in priors]
         cls_scores = bbox_preds = None
         for i, stage in enumerate(self.stages):
             x, cls_scores, bbox_preds = stage.stage_forward(x, anchors)
             if i < self.num_stages - 1:
-                anchors = stage.refine_bboxes(anchors, bbox_preds, [dict(img_shape=(1 << 30, 1 << 30))] * x[0].size(0))
+                anchors = stage.refine_bboxes(anchors, bbox_preds)
         return cls_scores, bbox_preds
 
     def _run(self, x, metas, gts=None):

@@ -109,10 +109,11 @@ class StageCascadeRPNHead(RPNHead):
             if self.adapt_cfg.get('type') == 'offset' else None
         return self(x, offsets)
 
-    def refine_bboxes(self, anchors: Levels, bbox_preds: Levels, batch_img_metas: Sequence[dict]) -> Levels:
+    def refine_bboxes(self, anchors: Levels, bbox_preds: Levels,
+                      batch_img_metas: Optional[Sequence[dict]] = None) -> Levels:
         """The next stage's anchors: this stage's (detached) deltas decoded on its anchors, clipped to
-        each image. Per level (B, N_l, 4)."""
-        max_shape = [tuple(m['img_shape'][:2]) for m in batch_img_metas]
+        each image's ``img_shape`` (not clipped without metas). Per level (B, N_l, 4)."""
+        max_shape = None if batch_img_metas is None else [tuple(m['img_shape'][:2]) for m in batch_img_metas]
         return [self.bbox_coder.decode(a, p.detach().permute(0, 2, 3, 1).reshape(a.size(0), -1, 4),
                                        max_shape=max_shape)
                 for a, p in zip(anchors, bbox_preds)]

@@ -150,3 +150,16 @@ def test_proposals_shape():
     losses, preds = head.loss_and_predict(feats(), samples(),
                                           proposal_cfg=dict(nms_pre=20, max_per_img=5, nms=dict(iou_threshold=0.8)))
     assert len(preds) == 2 and all(p.bboxes.size(0) <= 5 for p in preds)
+
+
+def test_forward_gives_last_stage_maps_and_bad_configs_fail_clearly():
+    import pytest
+    head = make_head(train=False).eval()
+    with torch.no_grad():
+        cls_scores, bbox_preds = head(feats())
+    assert [tuple(c.shape) for c in cls_scores] == [(2, 1, 8, 8), (2, 1, 4, 4)]
+    assert [tuple(b.shape) for b in bbox_preds] == [(2, 4, 8, 8), (2, 4, 4, 4)]
+    with pytest.raises(ValueError, match='num_stages'):
+        CascadeRPNHead(num_classes=1, num_stages=3, stages=[], test_cfg={})
+    with pytest.raises(ValueError, match='one per stage'):
+        CascadeRPNHead(num_classes=1, num_stages=0, stages=[], train_cfg=dict(assigner=None), test_cfg={})
