@@ -163,3 +163,31 @@ def test_forward_gives_last_stage_maps_and_bad_configs_fail_clearly():
         CascadeRPNHead(num_classes=1, num_stages=3, stages=[], test_cfg={})
     with pytest.raises(ValueError, match='one per stage'):
         CascadeRPNHead(num_classes=1, num_stages=0, stages=[], train_cfg=dict(assigner=None), test_cfg={})
+
+
+def test_stage1_loss_is_iou_loss_over_region_positives_per_anchors_over_200():
+    from torchvision.ops import box_iou
+    head = make_head().train()
+    stage = head.stages[0]
+    x, smp = feats(), samples()
+    metas, gts = [s.metainfo for s in smp], [s.gt_instances for s in smp]
+    anchors, flags = stage.get_anchors([f.shape[-2:] for f in x], metas)
+    _, _, preds = stage.stage_forward(x, anchors)
+    losses = stage.stage_loss(anchors, flags, None, preds, gts, metas)
+    # By hand: positives from the region assigner, 1 - IoU(decoded box, gt) summed, divided by
+    # (all anchors of the batch) / 200 (no sampler: MMDetection's normaliser), times loss_weight 7.
+    sizes = [a.size(1) for a in anchors]
+    total, n_all = 0.0, sum(sizes) * len(smp)
+    for i in range(len(smp)):
+        flat = torch.cat([a[i] for a in anchors])
+        res = stage.assigner.assign(InstanceData(priors=flat, valid_flags=torch.cat([f[i] for f in flags])), gts[i],
+                                    metas[i], [tuple(p.shape[-2:]) for p in preds], sizes, 8, STRIDES,
+                                    allowed_border=-1)
+        pos = (res.gt_inds > 0).nonzero().squeeze(1)
+        assert pos.numel() > 0
+        deltas = torch.cat([p[i].permute(1, 2, 0).reshape(-1, 4) for p in preds])[pos].detach()
+        boxes = stage.bbox_coder.decode(flat[pos], deltas)
+        ious = box_iou(boxes, gts[i].bboxes)[torch.arange(pos.numel()), res.gt_inds[pos] - 1]
+        total += float((1 - ious).sum())
+    expected = 7.0 * total / (n_all / 200.0)
+    assert abs(float(sum(losses['loss_rpn_reg']).detach()) - expected) < 1e-4 * max(1.0, expected)
