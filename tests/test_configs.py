@@ -89,7 +89,9 @@ def tiny_loss_and_predict(model, batch=1):
         if cfg is not None:
             cfg.update(nms_pre=64, max_per_img=16)
     if getattr(model, 'with_rpn', False) and model.rpn_head.train_cfg is not None:
-        model.rpn_head.train_cfg['allowed_border'] = -1  # VGG's 128-512 px anchors exceed a tiny image
+        rpn_cfgs = model.rpn_head.train_cfg
+        for rpn_cfg in (rpn_cfgs if isinstance(rpn_cfgs, list) else [rpn_cfgs]):  # a list: one per cascade stage
+            rpn_cfg['allowed_border'] = -1  # VGG's 128-512 px anchors exceed a tiny image
     if model.test_cfg.get('rpn') is not None and hasattr(model, 'bbox_head'):  # an RPN detector
         model.bbox_head.test_cfg.update(nms_pre=64, max_per_img=16)
     torch.manual_seed(0)

@@ -36,6 +36,12 @@ class DetectorExportWrapper(nn.Module):
             raise TypeError(f'DetectorExportWrapper needs a two-stage detector with rpn_head and roi_head, '
                             f'got {type(detector).__name__}')
         self.detector = detector
+        from ..models.dense_heads import CascadeRPNHead
+        if isinstance(detector.rpn_head, CascadeRPNHead):
+            # Its proposals come from per-image refined anchors, not the generator's grid recorded here.
+            raise TypeError('DetectorExportWrapper: cannot export CascadeRPNHead (its second stage regresses the '
+                            'first stage\'s boxes, not grid anchors); run this model eagerly (predict / '
+                            'tools/test.py) instead')
         self._check_roi_head(detector.roi_head)
         # The wrapper itself in eval mode too: exporters restore the wrapper's mode afterwards,
         # which would otherwise put the detector's BatchNorm layers into training mode.

@@ -37,3 +37,13 @@ def test_standard_style_heads_are_accepted():
 def test_other_heads_are_refused_by_name(make, reason):
     with pytest.raises(TypeError, match=reason):
         DetectorExportWrapper(_detector(make()))
+
+
+def test_cascade_rpn_is_refused_by_name():
+    from rcnn_plugins.models.dense_heads import CascadeRPNHead
+    stage = dict(type='StageCascadeRPNHead', in_channels=4, feat_channels=4, adapt_cfg=dict(type='offset'),
+                 anchor_generator=dict(type='AnchorGenerator', scales=[8], ratios=[1.0], strides=[4]))
+    det = _detector(StandardRoIHead(EXTRACTOR, FC))
+    det.rpn_head = CascadeRPNHead(num_classes=1, num_stages=1, stages=[stage], test_cfg={})
+    with pytest.raises(TypeError, match='CascadeRPNHead'):
+        DetectorExportWrapper(det)

@@ -38,6 +38,8 @@ CASES = [
     ('configs/guided_anchoring/ga-faster-rcnn_r50_fpn_1x_coco.py',
      'guided_anchoring__ga-faster-rcnn_r50_fpn_1x_coco.json'),
     ('configs/guided_anchoring/ga-rpn_r50_fpn_1x_coco.py', 'guided_anchoring__ga-rpn_r50_fpn_1x_coco.json'),
+    ('configs/cascade_rpn/cascade-rpn_faster-rcnn_r50-caffe_fpn_1x_coco.py',
+     'cascade_rpn__cascade-rpn_faster-rcnn_r50-caffe_fpn_1x_coco.json'),
 ]
 
 
