@@ -24,5 +24,6 @@ from .xml_style import XMLDataset
 
 __all__ = ['BaseDetDataset', 'CocoDataset', 'XMLDataset', 'VOCDataset', 'COCO_CLASSES', 'VOC_CLASSES',
            'DatasetError', 'DatasetWarning', 'AspectRatioBatchSampler', 'ClassAwareSampler', 'ClassBalancedDataset',
-           'CityscapesDataset', 'CrowdHumanDataset', 'DSDLDetDataset', 'Objects365V1Dataset', 'Objects365V2Dataset', 'OpenImagesDataset',
+           'CityscapesDataset', 'CrowdHumanDataset',
+           'DSDLDetDataset', 'Objects365V1Dataset', 'Objects365V2Dataset', 'OpenImagesDataset',
            'V3DetDataset', 'samplers', 'transforms']
