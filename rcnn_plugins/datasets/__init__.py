@@ -17,6 +17,7 @@ from .errors import DatasetError, DatasetWarning
 from .objects365_v1 import Objects365V1Dataset
 from .objects365_v2 import Objects365V2Dataset
 from .openimages import OpenImagesDataset
+from .openimages_challenge import OpenImagesChallengeDataset
 from .samplers import AspectRatioBatchSampler, ClassAwareSampler
 from .v3det import V3DetDataset
 from .voc import VOC_CLASSES, VOCDataset
@@ -26,4 +27,5 @@ __all__ = ['BaseDetDataset', 'CocoDataset', 'XMLDataset', 'VOCDataset', 'COCO_CL
            'DatasetError', 'DatasetWarning', 'AspectRatioBatchSampler', 'ClassAwareSampler', 'ClassBalancedDataset',
            'CityscapesDataset', 'CrowdHumanDataset',
            'DSDLDetDataset', 'Objects365V1Dataset', 'Objects365V2Dataset', 'OpenImagesDataset',
+           'OpenImagesChallengeDataset',
            'V3DetDataset', 'samplers', 'transforms']
