@@ -109,16 +109,8 @@ def test_v3det_faster_rcnn_matches_mmdetection_layout():
     if not osp.exists(ref_path):
         pytest.skip(f'MMDetection zoo key list not found at {ref_path} (set MMDET_ZOO_DIR to the mmdet_zoo folder)')
     ref = json.load(open(ref_path))['state_dict']
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', '_base_', 'models', 'faster-rcnn_r50_fpn.py'))
-    # The V3Det config's model overrides (13204 classes, cosine classifier, sigmoid custom loss).
-    cfg.merge_from_dict({'model.backbone.init_cfg': None,
-                         'model.roi_head.bbox_head.num_classes': 13204,
-                         'model.roi_head.bbox_head.reg_class_agnostic': True,
-                         'model.roi_head.bbox_head.cls_predictor_cfg': dict(type='NormedLinear', tempearture=50,
-                                                                            bias=True),
-                         'model.roi_head.bbox_head.loss_cls': dict(type='CrossEntropyCustomLoss', num_classes=13204,
-                                                                   use_sigmoid=True, loss_weight=1.0),
-                         'model.roi_head.bbox_head.loss_bbox': dict(type='L1Loss', loss_weight=1.0)})
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'v3det', name.split('__')[1].replace('.json', '.py')))
+    cfg.model.backbone.init_cfg = None
     init_default_scope('rcnn_plugins')
     mine = {k: list(v.shape) for k, v in MODELS.build(cfg.model).state_dict().items()}
     assert sorted(set(mine) ^ set(ref)) == []
