@@ -116,3 +116,29 @@ def test_v3det_faster_rcnn_matches_mmdetection_layout():
     assert sorted(set(mine) ^ set(ref)) == []
     assert {k: v for k, v in mine.items() if ref[k] != v} == {}
     assert mine['roi_head.bbox_head.fc_cls.weight'] == [13204, 1024]
+
+
+def test_cascade_scores_are_the_activation_of_the_averaged_logits():
+    from mmengine.structures import InstanceData
+
+    from rcnn_plugins.models.roi_heads import CascadeRoIHead
+    from rcnn_plugins.structures import DetDataSample
+    torch.manual_seed(0)
+    extractor = dict(type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=2, sampling_ratio=0),
+                     out_channels=2, featmap_strides=[4, 8, 16, 32])
+    head = dict(type='Shared2FCBBoxHead', in_channels=2, fc_out_channels=8, roi_feat_size=2, num_classes=3,
+                reg_class_agnostic=True, loss_cls=dict(type='CrossEntropyCustomLoss', num_classes=3, use_sigmoid=True),
+                loss_bbox=dict(type='L1Loss', loss_weight=1.0))
+    test_cfg = dict(score_thr=0.0, nms=dict(type='nms', iou_threshold=1.0), max_per_img=1000)
+    cascade = CascadeRoIHead(2, [1.0, 0.5], extractor, [head, head], test_cfg=test_cfg)
+    with torch.no_grad():
+        for p in cascade.parameters():
+            p.normal_(0, 0.5)
+    x = tuple(torch.randn(1, 2, 64 // s, 64 // s) for s in (4, 8, 16, 32))
+    s = DetDataSample(metainfo=dict(img_shape=(64, 64), scale_factor=(1.0, 1.0), ori_shape=(64, 64)))
+    props = [InstanceData(bboxes=torch.tensor([[4.0, 4.0, 30.0, 40.0], [20.0, 10.0, 60.0, 50.0]]))]
+    mean_logits, _ = cascade.forward(x, props, [s])
+    assert mean_logits.shape == (2, 3)
+    det = cascade.predict(x, props, [s])[0]
+    expected = sorted(torch.sigmoid(mean_logits).flatten().tolist(), reverse=True)  # 6 (RoI, class) pairs
+    assert det.scores.tolist() == pytest.approx(expected, abs=1e-6)
