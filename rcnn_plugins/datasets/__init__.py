@@ -12,10 +12,12 @@ from .cityscapes import CityscapesDataset
 from .class_balanced_dataset import ClassBalancedDataset
 from .coco import COCO_CLASSES, CocoDataset
 from .crowdhuman import CrowdHumanDataset
+from .dsdl import DSDLDetDataset
 from .errors import DatasetError, DatasetWarning
 from .objects365_v1 import Objects365V1Dataset
 from .objects365_v2 import Objects365V2Dataset
 from .openimages import OpenImagesDataset
+from .openimages_challenge import OpenImagesChallengeDataset
 from .samplers import AspectRatioBatchSampler, ClassAwareSampler
 from .v3det import V3DetDataset
 from .voc import VOC_CLASSES, VOCDataset
@@ -23,5 +25,7 @@ from .xml_style import XMLDataset
 
 __all__ = ['BaseDetDataset', 'CocoDataset', 'XMLDataset', 'VOCDataset', 'COCO_CLASSES', 'VOC_CLASSES',
            'DatasetError', 'DatasetWarning', 'AspectRatioBatchSampler', 'ClassAwareSampler', 'ClassBalancedDataset',
-           'CityscapesDataset', 'CrowdHumanDataset', 'Objects365V1Dataset', 'Objects365V2Dataset', 'OpenImagesDataset',
+           'CityscapesDataset', 'CrowdHumanDataset',
+           'DSDLDetDataset', 'Objects365V1Dataset', 'Objects365V2Dataset', 'OpenImagesDataset',
+           'OpenImagesChallengeDataset',
            'V3DetDataset', 'samplers', 'transforms']

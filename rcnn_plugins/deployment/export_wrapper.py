@@ -97,5 +97,7 @@ class DetectorExportWrapper(nn.Module):
         roi_head = self.detector.roi_head
         rois = torch.cat([proposals.new_zeros(proposals.size(0), 1), proposals], dim=1)
         cls_score, bbox_pred = roi_head.bbox_head(roi_head.bbox_roi_extractor(feats, rois))
-        return rcnn_detections(proposals, cls_score, bbox_pred, roi_head.bbox_head.bbox_coder, hw, roi_head.test_cfg)
+        head = roi_head.bbox_head
+        return rcnn_detections(proposals, cls_score, bbox_pred, head.bbox_coder, hw, roi_head.test_cfg,
+                               activation=head.cls_activation if getattr(head, 'custom_cls_channels', False) else None)
 

@@ -1,5 +1,5 @@
 """Second-stage post-processing of one image (``BBoxHead.predict_by_feat`` and the export wrapper)."""
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -9,10 +9,11 @@ from ..layers.nms import class_wise_nms
 
 
 def rcnn_detections(proposals: Tensor, cls_score: Tensor, bbox_pred: Tensor, bbox_coder, img_hw: Tensor,
-                    cfg: dict, scale_factor: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+                    cfg: dict, scale_factor: Optional[Tensor] = None,
+                    activation: Optional[Callable[[Tensor], Tensor]] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """Detections of one image from the box head's outputs on its proposals.
 
-    Softmax, each class's deltas decoded against its proposal and clipped to the image, class boxes
+    Softmax (or ``activation``), each class's deltas decoded against its proposal and clipped to the image, class boxes
     not wider and higher than ``min_bbox_size`` given score -inf, optional rescale, then every
     (proposal, class) pair above ``score_thr`` (row-major, as ``multiclass_nms``) through
     class-wise NMS, the best ``max_per_img``.
@@ -24,11 +25,13 @@ def rcnn_detections(proposals: Tensor, cls_score: Tensor, bbox_pred: Tensor, bbo
         img_hw: (2,) float (h, w) of the image in the input tensor.
         cfg: ``score_thr``, ``nms``, ``max_per_img`` (<= 0: all), ``min_bbox_size`` (< 0: none).
         scale_factor: (4,) (w, h, w, h) divisor giving original-image pixels, or None.
+        activation: (P, channels) logits -> (P, C + 1) scores, background last (a custom classification
+            loss's ``get_activation``, e.g. per-class sigmoid); None: softmax over the C + 1 logits.
 
     Returns:
         boxes (K, 4), scores (K,) descending, labels (K,) int64 in [0, C).
     """
-    scores = F.softmax(cls_score.float(), dim=-1)
+    scores = F.softmax(cls_score.float(), dim=-1) if activation is None else activation(cls_score.float())
     num_rois, num_classes = scores.size(0), scores.size(1) - 1
     bboxes = bbox_coder.decode(proposals.float(), bbox_pred.float(), max_shape=img_hw)
     per_class = bboxes.reshape(num_rois, -1, 4)  # (P, C or 1, 4)

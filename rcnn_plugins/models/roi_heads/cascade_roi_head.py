@@ -7,8 +7,8 @@ stage 0 are the RPN's; stage ``t + 1`` is trained on stage ``t``'s sampled RoIs 
 with a stricter IoU threshold in its assigner. The losses are named ``s{t}.loss_cls``,
 ``s{t}.loss_bbox``, ``s{t}.acc`` and weighted by ``stage_loss_weights[t]``. Inference: the proposals
 are refined through every stage; the class scores of all stages are averaged (the mean of the
-stages' logits, softmaxed by the last head's post-processing, as MMDetection does) and the last
-stage's regression gives the boxes.
+stages' logits, turned into scores by the last head's post-processing: softmax, or a custom
+classification loss's activation, as MMDetection does) and the last stage's regression gives the boxes.
 
 State-dict keys: ``bbox_head.{t}.*`` (and ``bbox_roi_extractor.{t}.*`` where the extractor has
 parameters), MMDetection's.

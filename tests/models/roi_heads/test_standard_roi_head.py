@@ -116,8 +116,8 @@ def test_convfc_variants():
     assert cls.shape == (3, 3) and reg.shape == (3, 8)
     with pytest.raises(ValueError, match='branch convs'):
         ConvFCBBoxHead(num_shared_fcs=1, num_cls_convs=1, in_channels=4, num_classes=2)
-    with pytest.raises(ValueError, match='softmax'):
-        bbox_head(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True))
+    # A plain sigmoid CrossEntropyLoss (not a custom loss) keeps num_classes + 1 logits, as MMDetection.
+    assert bbox_head(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True)).fc_cls.out_features == 4
 
 
 def test_targets_hand_case():

@@ -70,10 +70,10 @@ class BBoxHead(BaseModule):
         self.with_avg_pool, self.with_cls, self.with_reg = with_avg_pool, with_cls, with_reg
         self.cls_predictor_cfg, self.reg_predictor_cfg = cls_predictor_cfg, reg_predictor_cfg
         self.predict_box_type = predict_box_type
+        # A "custom" loss (CrossEntropyCustomLoss, e.g. sigmoid for V3Det's 13k classes) decides the
+        # classifier's width, the score activation and the accuracy; any other loss (sigmoid or not)
+        # gets num_classes + 1 logits scored by softmax, as MMDetection does.
         self.loss_cls = build_or_use(MODELS, loss_cls)
-        if getattr(self.loss_cls, 'use_sigmoid', False):
-            raise ValueError(f'{type(self).__name__}: loss_cls must be a softmax loss (use_sigmoid=False); '
-                             'the head predicts num_classes + 1 logits with background last')
         self.roi_feat_size = (roi_feat_size, roi_feat_size) if isinstance(roi_feat_size, int) else tuple(roi_feat_size)
         self.roi_feat_area = self.roi_feat_size[0] * self.roi_feat_size[1]
         self.in_channels = in_channels
@@ -89,11 +89,39 @@ class BBoxHead(BaseModule):
         in_features = in_channels if with_avg_pool else in_channels * self.roi_feat_area
         self._build_predictors(in_features, in_features)
 
+    @property
+    def custom_cls_channels(self) -> bool:
+        """The loss sets the classifier's width (``get_cls_channels``) and the scores (``get_activation``)."""
+        return getattr(self.loss_cls, 'custom_cls_channels', False)
+
+    @property
+    def custom_activation(self) -> bool:
+        """The loss turns logits into scores (``get_activation``) and measures accuracy (``get_accuracy``)."""
+        return getattr(self.loss_cls, 'custom_activation', False)
+
+    @property
+    def custom_accuracy(self) -> bool:
+        return getattr(self.loss_cls, 'custom_accuracy', False)
+
+    @property
+    def cls_channels(self) -> int:
+        """Logits ``fc_cls`` predicts: num_classes + 1 (background last), or what a custom loss asks for
+        (num_classes for a sigmoid ``CrossEntropyCustomLoss``)."""
+        return self.loss_cls.get_cls_channels(self.num_classes) if self.custom_cls_channels else self.num_classes + 1
+
+    def cls_activation(self, cls_score: Tensor) -> Tensor:
+        """(R, cls_channels) logits -> (R, num_classes + 1) scores, background last: softmax, or the custom
+        loss's ``get_activation`` (sigmoid per class, background = clamp(1 - sum, 0, 1))."""
+        if self.custom_cls_channels:
+            return self.loss_cls.get_activation(cls_score.float())
+        return F.softmax(cls_score.float(), dim=-1)
+
     def _build_predictors(self, cls_in: int, reg_in: int) -> None:
-        """``fc_cls`` (cls_in -> num_classes + 1) and ``fc_reg`` (reg_in -> 4 or 4 * num_classes) from the
+        """``fc_cls`` (cls_in -> ``cls_channels``: num_classes + 1 unless a custom loss says otherwise) and
+        ``fc_reg`` (reg_in -> 4 or 4 * num_classes) from the
         predictor configs (``Linear``, or e.g. ``NormedLinear``); absent when ``with_cls``/``with_reg`` is off."""
         if self.with_cls:
-            self.fc_cls = self._predictor(self.cls_predictor_cfg, cls_in, self.num_classes + 1)
+            self.fc_cls = self._predictor(self.cls_predictor_cfg, cls_in, self.cls_channels)
         if self.with_reg:
             self.fc_reg = self._predictor(self.reg_predictor_cfg, reg_in, self.reg_out_channels)
 
@@ -149,14 +177,21 @@ class BBoxHead(BaseModule):
         Negatives carry zero box weight, so no boolean selection (and host sync) is needed.
 
         Returns:
-            dict(loss_cls, loss_bbox, acc) (acc in percent).
+            dict(loss_cls, loss_bbox, acc) (acc in percent); a custom loss (``custom_activation``) reports
+            its own accuracy keys instead of ``acc`` (``acc_classes``: foreground RoIs only), and a loss
+            that returns a dict gives its own loss keys.
         """
         cls_score = cls_score.float()
         num_rois = cls_score.size(0)
         avg_factor = (label_weights > 0).sum().clamp(min=1).float()
         loss_cls = self.loss_cls(cls_score, labels, label_weights, avg_factor=avg_factor)
+        losses = dict(loss_cls) if isinstance(loss_cls, dict) else dict(loss_cls=loss_cls)
+        if self.custom_activation:
+            losses.update(self.loss_cls.get_accuracy(cls_score, labels))
+        else:
+            losses['acc'] = accuracy(cls_score, labels)
         if bbox_pred is None:  # with_reg=False (e.g. Grid R-CNN: boxes come from another branch)
-            return dict(loss_cls=loss_cls, acc=accuracy(cls_score, labels))
+            return losses
         bbox_pred = bbox_pred.float()
         if not self.reg_class_agnostic:
             # Deltas of each RoI's own class; background RoIs (weight 0) read class num_classes-1.
@@ -165,8 +200,9 @@ class BBoxHead(BaseModule):
             bbox_pred = bbox_pred.view(num_rois, self.num_classes, 4)[rows, cls_idx]
         if self.reg_decoded_bbox:
             bbox_pred = self.bbox_coder.decode(rois[:, 1:].float(), bbox_pred)
-        loss_bbox = self.loss_bbox(bbox_pred, bbox_targets, bbox_weights, avg_factor=max(bbox_targets.size(0), 1))
-        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, acc=accuracy(cls_score, labels))
+        losses['loss_bbox'] = self.loss_bbox(bbox_pred, bbox_targets, bbox_weights,
+                                             avg_factor=max(bbox_targets.size(0), 1))
+        return losses
 
     def loss_and_target(self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, sampling_results: Sequence,
                         rcnn_train_cfg: dict) -> dict:
@@ -261,14 +297,15 @@ class BBoxHead(BaseModule):
             bboxes, scores, labels = rcnn_detections(
                 roi[:, 1:], cls_score, bbox_pred, self.bbox_coder,
                 torch.tensor(meta['img_shape'][:2], dtype=torch.float32, device=roi.device), rcnn_test_cfg,
-                None if sf is None else roi.new_tensor([sf[0], sf[1], sf[0], sf[1]], dtype=torch.float32))
+                None if sf is None else roi.new_tensor([sf[0], sf[1], sf[0], sf[1]], dtype=torch.float32),
+                activation=self.cls_activation if self.custom_cls_channels else None)
             results.append(InstanceData(bboxes=bboxes, scores=scores, labels=labels))
         return results
 
     def _raw_predictions(self, roi: Tensor, cls_score: Tensor, bbox_pred: Tensor, meta: dict,
                          rescale: bool) -> InstanceData:
-        """Without a test cfg: every RoI's decoded class boxes (R, 4 * C or 4) and softmax scores (R, C + 1)."""
-        scores = F.softmax(cls_score.float(), dim=-1)
+        """Without a test cfg: every RoI's decoded class boxes (R, 4 * C or 4) and scores (R, C + 1)."""
+        scores = self.cls_activation(cls_score)
         bboxes = self.bbox_coder.decode(roi[:, 1:].float(), bbox_pred.float(), max_shape=meta['img_shape'][:2])
         if rescale:
             sf = meta['scale_factor']
