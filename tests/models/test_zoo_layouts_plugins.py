@@ -15,7 +15,8 @@ from repo_paths import REPO_ROOT
 REPO = REPO_ROOT
 ZOO = osp.join(os.environ.get('MMDET_ZOO_DIR', osp.join(REPO, '..', 'shared', 'mmdet_zoo')), 'keys')
 CONFIGS = ['legacy_1.x/faster-rcnn_r50_fpn_1x_coco_v1.py', 'faster_rcnn/faster-rcnn_r50_fpn_giou_1x_coco.py',
-           'faster_rcnn/faster-rcnn_r50_fpn_iou_1x_coco.py', 'faster_rcnn/faster-rcnn_r50_fpn_bounded-iou_1x_coco.py']
+           'faster_rcnn/faster-rcnn_r50_fpn_iou_1x_coco.py', 'faster_rcnn/faster-rcnn_r50_fpn_bounded-iou_1x_coco.py',
+           'dcn/faster-rcnn_r50_fpn_dpool_1x_coco.py', 'dcnv2/faster-rcnn_r50_fpn_mdpool_1x_coco.py']
 
 
 @pytest.mark.parametrize('config', CONFIGS)

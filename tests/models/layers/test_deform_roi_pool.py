@@ -96,10 +96,11 @@ def test_gradients_reach_offset_fc_and_features():
     assert pack.offset_fc[4].weight.grad.abs().sum() > 0 and pack.mask_fc[2].weight.grad.abs().sum() > 0
     assert x.grad.abs().sum() > 0
     # Analytic gradient in the offsets and features = finite differences (away from sample-grid kinks).
-    offset = (0.3 * torch.randn(4, 2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2)))
-    feats = x.detach().clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda f, o: deform_roi_pool(f, rois, o, (3, 3), 0.5, 2, 0.1),
-                                    (feats, offset.requires_grad_(True)))
+    g = torch.Generator().manual_seed(2)
+    feats = torch.randn(1, 2, 8, 8, dtype=torch.float64, generator=g, requires_grad=True)
+    small = torch.tensor([[0, 1.3, 2.1, 11.7, 9.4]], dtype=torch.float64)
+    offset = (0.3 * torch.randn(1, 2, 2, 2, dtype=torch.float64, generator=g)).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda f, o: deform_roi_pool(f, small, o, (2, 2), 0.5, 2, 0.1), (feats, offset))
 
 
 def test_state_dict_layout_is_mmcvs():
