@@ -8,8 +8,7 @@ import torch
 from mmengine.registry import init_default_scope
 from torchvision.ops import roi_align
 
-from rcnn_plugins.models.layers import (DeformRoIPool, DeformRoIPoolPack, ModulatedDeformRoIPoolPack,
-                                        deform_roi_pool)
+from rcnn_plugins.models.layers import DeformRoIPool, DeformRoIPoolPack, ModulatedDeformRoIPoolPack, deform_roi_pool
 from rcnn_plugins.registry import MODELS
 
 
