@@ -9,10 +9,10 @@ start plus ``gamma * offset[:, 0|1, ph, pw] * (roi width | height)`` (x then y) 
 over a ``gh x gw`` grid of bilinear samples (``sampling_ratio``, or ``ceil(roi size / out size)``
 per RoI when 0); samples outside ``[-1, size]`` count as zero, as in RoIAlign.
 
-The sample points of every (RoI, bin, sample) are gathered from a channels-last view of the
-feature maps (4 corners, bilinear weights). With adaptive grids the RoIs' grids differ: the
-largest one is used for all and the extra samples are masked out; one step per grid row keeps the
-gathered tensor at ``R * oh * ow * gw * C``.
+The sample points of every (RoI, bin, sample) give 4 corner rows of a channels-last view of the
+feature maps and bilinear weights; one sparse x dense product sums the weighted rows per bin, so
+memory is ``R * oh * ow * samples * 4`` indices and weights, never times C. With adaptive grids the RoIs' grids differ:
+the largest one is used for all and the extra samples get weight 0.
 """
 from typing import Optional, Tuple, Union
 
@@ -23,12 +23,13 @@ from torch.nn.modules.utils import _pair
 from rcnn_plugins.registry import MODELS
 
 
-def _bilinear_gather(flat: Tensor, base: Tensor, y: Tensor, x: Tensor, height: int, width: int) -> Tensor:
-    """Bilinear samples of a channels-last map ``flat`` (B*H*W, C) at float points (any shape S).
+def _bilinear_corners(base: Tensor, y: Tensor, x: Tensor, height: int, width: int) -> Tuple[Tensor, Tensor]:
+    """Rows and weights of the 4 bilinear corners of float points (any shape S) in a channels-last
+    map flattened to (B*H*W, C).
 
-    ``base`` (S) long: offset of each point's image in ``flat`` (batch_idx * H * W). Returns
-    (S..., C); points outside [-1, H] x [-1, W] give 0, points in [-1, 0) read the border (RoIAlign's
-    rule)."""
+    ``base`` (broadcastable to S) long: first row of each point's image (batch_idx * H * W).
+    Returns (S..., 4) long rows and (S..., 4) weights; points outside [-1, H] x [-1, W] get weight 0,
+    points in [-1, 0) read the border (RoIAlign's rule)."""
     valid = (y >= -1.0) & (y <= height) & (x >= -1.0) & (x <= width)
     y = y.clamp(min=0)
     x = x.clamp(min=0)
@@ -42,12 +43,39 @@ def _bilinear_gather(flat: Tensor, base: Tensor, y: Tensor, x: Tensor, height: i
     ly, lx = y - y_low, x - x_low
     hy, hx = 1.0 - ly, 1.0 - lx
     yl, yh, xl, xh = y_low.long(), y_high.long(), x_low.long(), x_high.long()
-    out = 0
-    for yi, xi, w in ((yl, xl, hy * hx), (yl, xh, hy * lx), (yh, xl, ly * hx), (yh, xh, ly * lx)):
-        idx = (base + yi * width + xi).reshape(-1)
-        vals = flat.index_select(0, idx).view(*y.shape, flat.size(1))
-        out = out + vals * (w * valid).unsqueeze(-1).to(flat.dtype)
-    return out
+    rows = torch.stack([base + yl * width + xl, base + yl * width + xh, base + yh * width + xl,
+                        base + yh * width + xh], dim=-1)
+    weights = torch.stack([hy * hx, hy * lx, ly * hx, ly * lx], dim=-1) * valid.unsqueeze(-1)
+    return rows, weights
+
+
+class _WeightedRowSum(torch.autograd.Function):
+    """``out[n] = sum_k weights[n, k] * flat[rows[n, k]]``: (N, K) long, (N, K), (M, C) -> (N, C).
+
+    Forward is one sparse (N, M) x dense (M, C) product (never N * K * C in memory). Backward: the
+    features' gradient is the transposed product; the weights' one is built one sample column at a
+    time (N * C memory per step) -- autograd's own sparse backward would form a dense (N, M) matrix.
+    """
+
+    @staticmethod
+    def forward(ctx, rows: Tensor, weights: Tensor, flat: Tensor) -> Tensor:
+        n, k = rows.shape
+        index = torch.stack([torch.arange(n, device=rows.device).repeat_interleave(k), rows.reshape(-1)])
+        matrix = torch.sparse_coo_tensor(index, weights.reshape(-1), (n, flat.size(0)), check_invariants=False)
+        ctx.save_for_backward(rows, flat)
+        ctx.matrix = matrix
+        return torch.sparse.mm(matrix, flat)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        rows, flat = ctx.saved_tensors
+        grad_weights = grad_flat = None
+        if ctx.needs_input_grad[2]:
+            grad_flat = torch.sparse.mm(ctx.matrix.t(), grad_out)
+        if ctx.needs_input_grad[1]:
+            grad_weights = torch.stack([(grad_out * flat.index_select(0, rows[:, j])).sum(1)
+                                        for j in range(rows.size(1))], dim=1)
+        return None, grad_weights, grad_flat
 
 
 def deform_roi_pool(input: Tensor, rois: Tensor, offset: Optional[Tensor], output_size: Tuple[int, int],
@@ -103,17 +131,23 @@ def deform_roi_pool(input: Tensor, rois: Tensor, offset: Optional[Tensor], outpu
     gh = grid[:, 1].view(num_rois, 1, 1, 1)
     step_w = (bin_size[:, 0] / grid[:, 0].clamp(min=1)).view(num_rois, 1, 1, 1)
     step_h = (bin_size[:, 1] / grid[:, 1].clamp(min=1)).view(num_rois, 1, 1, 1)
-    ix = torch.arange(max(gw_max, 1), device=rois.device).view(1, 1, 1, -1)     # (1, 1, 1, gw)
-    xs = bx.unsqueeze(-1) + (ix.to(cdtype) + 0.5) * step_w                       # (R, oh, ow, gw)
-    x_mask = ix < gw
-    out = input.new_zeros(num_rois, oh, ow, channels)
-    for iy in range(gh_max):  # one step per grid row: bounded memory (see the module docstring)
-        ys = (by.unsqueeze(-1) + (iy + 0.5) * step_h).expand_as(xs)
-        vals = _bilinear_gather(flat, base, ys, xs, height, width)          # (R, oh, ow, gw, C)
-        keep = (x_mask & (iy < gh)).to(vals.dtype).unsqueeze(-1)
-        out = out + (vals * keep).sum(3)
-    count = (grid[:, 0] * grid[:, 1]).clamp(min=1).to(out.dtype).view(num_rois, 1, 1, 1)
-    return (out / count).permute(0, 3, 1, 2).contiguous()
+    # Every sample of every (RoI, bin): (R, oh, ow, gh, gw); samples beyond a RoI's own grid
+    # (adaptive grids differ per RoI) get weight 0.
+    ix = torch.arange(max(gw_max, 1), device=rois.device).view(1, 1, 1, 1, -1)
+    iy = torch.arange(max(gh_max, 1), device=rois.device).view(1, 1, 1, -1, 1)
+    xs = bx[..., None, None] + (ix.to(cdtype) + 0.5) * step_w.unsqueeze(-1)
+    ys = by[..., None, None] + (iy.to(cdtype) + 0.5) * step_h.unsqueeze(-1)
+    xs, ys = torch.broadcast_tensors(xs, ys)
+    keep = (ix < gw.unsqueeze(-1)) & (iy < gh.unsqueeze(-1))
+    count = (gw * gh).clamp(min=1).unsqueeze(-1).to(cdtype)
+    rows, weights = _bilinear_corners(base.unsqueeze(-1), ys, xs, height, width)
+    weights = weights * (keep / count).unsqueeze(-1)
+    # The weighted sum of the gathered rows per bin (sparse product; float32 at least, as sparse
+    # kernels lack half types on CPU).
+    work = torch.promote_types(flat.dtype, torch.float32)
+    pooled = _WeightedRowSum.apply(rows.reshape(num_rois * oh * ow, -1),
+                                   weights.reshape(num_rois * oh * ow, -1).to(work), flat.to(work)).to(flat.dtype)
+    return pooled.view(num_rois, oh, ow, channels).permute(0, 3, 1, 2).contiguous()
 
 
 @MODELS.register_module()
