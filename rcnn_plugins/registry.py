@@ -59,8 +59,7 @@ def _names(registry: MMEngineRegistry) -> List[str]:
 
 # Layers MMDetection's configs take from compiled mmcv.ops, which mmcv-lite lacks.
 _MMCV_OPS_MODELS = ('DCN', 'DCNv2', 'DeformConv2dPack', 'ModulatedDeformConv2dPack', 'CARAFE', 'CARAFEPack',
-                    'SAC', 'MaskedConv2d', 'DeformRoIPool', 'DeformRoIPoolPack', 'ModulatedDeformRoIPoolPack',
-                    'SimpleRoIAlign', 'PSAMask', 'CrissCrossAttention', 'ContextBlock')
+                    'SAC', 'MaskedConv2d', 'SimpleRoIAlign', 'PSAMask', 'CrissCrossAttention', 'ContextBlock')
 
 
 def _normalised(name: str) -> str:

@@ -23,7 +23,8 @@ class SingleRoIExtractor(BaseModule):
     """Pool RoI features from a feature pyramid, one level per RoI.
 
     Args:
-        roi_layer: config of the pooling layer (``RoIAlign`` / ``RoIPool`` in MODELS) without
+        roi_layer: config of the pooling layer (``RoIAlign`` / ``RoIPool`` / ``DeformRoIPoolPack`` /
+            ``ModulatedDeformRoIPoolPack`` in MODELS) without
             ``spatial_scale``; one layer per stride is built with ``spatial_scale = 1 / stride``.
         out_channels: channels of the feature maps (and of the output).
         featmap_strides: strides (pixels) of the levels used, finest first.
@@ -121,6 +122,9 @@ class SingleRoIExtractor(BaseModule):
                 out = out.index_put((inds,), self.roi_layers[i](feats[i], rois[inds]).to(out.dtype))
             else:
                 # Keep every level in the autograd graph so distributed training (DDP) sees the
-                # same set of used parameters on every GPU.
+                # same set of used parameters on every GPU (a learnt layer's, e.g. DeformRoIPoolPack's
+                # offset fcs, included).
                 out = out + feats[i].sum() * 0.
+                for param in self.roi_layers[i].parameters():
+                    out = out + param.sum() * 0.
         return out
