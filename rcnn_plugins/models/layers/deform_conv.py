@@ -35,6 +35,7 @@ def safe_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tens
 
 
 @register_conv_layer('DCN')
+@register_conv_layer('DeformConv2dPack')  # mmcv registers both names
 class DeformConv2dPack(nn.Module):
     """Conv whose sampling grid is shifted per output location by learned offsets.
 

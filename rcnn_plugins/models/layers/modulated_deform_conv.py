@@ -14,6 +14,7 @@ from .deform_conv import DeformConv2dPack
 
 
 @register_conv_layer('DCNv2')
+@register_conv_layer('ModulatedDeformConv2dPack')  # mmcv registers both names
 class ModulatedDeformConv2dPack(DeformConv2dPack):
     """DCN whose every sample is also scaled by a learned mask in (0, 1).
 
