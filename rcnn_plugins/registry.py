@@ -148,8 +148,10 @@ def _installed(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
 
 
-#: config keys whose ``type`` is not a registry name (``nms=dict(type='nms', iou_threshold=...)``)
-_NOT_REGISTRY_TYPES = ('nms', )
+#: config keys whose ``type`` is not a registry name (``nms=dict(type='nms', iou_threshold=...)``,
+#: Cascade RPN's ``adapt_cfg=dict(type='dilation' | 'offset')``, FPG's transitions ``type='conv' | ...``)
+_NOT_REGISTRY_TYPES = ('nms', 'adapt_cfg', 'same_down_trans', 'same_up_trans', 'across_lateral_trans',
+                       'across_down_trans', 'across_up_trans', 'across_skip_trans', 'output_trans')
 
 
 def _all_registries() -> List[MMEngineRegistry]:

@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 
 from rcnn_plugins import cli
 from rcnn_plugins.cli.errors import UsageError
+from rcnn_plugins.registry import check_config_types
 from repo_paths import REPO_ROOT
 
 REPO = REPO_ROOT
@@ -56,6 +57,9 @@ def test_config_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'rcnn_plugins'
     cfg.merge_from_dict(TINY_CFG_OPTIONS.get(osp.basename(path), {}))
+    # The runner's early check of every `type` (tools/train.py runs it before building) passes too:
+    # non-registry types (nms, Cascade RPN's adapt_cfg, FPG's transitions) are not mistaken for typos.
+    check_config_types(cfg)
     model = build_model(cfg)
     assert type(model).__name__ == cfg.model.type  # FasterRCNN, FastRCNN on given proposals, or an RPN
     assert type(model).__module__.startswith('rcnn_plugins.')

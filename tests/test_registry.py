@@ -100,3 +100,17 @@ def test_generated_list_matches_mmdet_source(tmp_path):
     # Spot checks of both registration forms (decorator, and register_module(name=..., module=...)).
     assert 'GIoULoss' in MMDET_TYPE_NAMES['model'] and 'SiLU' in MMDET_TYPE_NAMES['model']
     assert 'LVISDataset' in MMDET_TYPE_NAMES['dataset'] and 'ClassAwareSampler' in MMDET_TYPE_NAMES['data sampler']
+
+
+def test_config_type_check_knows_non_registry_types():
+    """`type` values that heads read themselves (not registry names) pass the runner's early check;
+    a real unknown type under the same parent still fails, naming its path."""
+    import rcnn_plugins.models  # noqa: F401  (registers the model types)
+    from rcnn_plugins.registry import check_config_types
+    neck = dict(type='FPG', same_up_trans=dict(type='conv', kernel_size=3), output_trans=dict(type='last_conv'),
+                across_down_trans=dict(type='interpolation_conv'))
+    head = dict(type='StageCascadeRPNHead', adapt_cfg=dict(type='dilation', dilation=3),
+                nms=dict(type='soft_nms'))
+    check_config_types(dict(model=dict(type='RPN', neck=neck, rpn_head=head)))
+    with pytest.raises(KeyError, match=r'model\.rpn_head\.loss_cls'):
+        check_config_types(dict(model=dict(type='RPN', neck=neck, rpn_head=dict(head, loss_cls=dict(type='conv')))))

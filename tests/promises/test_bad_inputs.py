@@ -370,6 +370,7 @@ def test_num_class_check_leaves_rpn_heads_and_backbones_alone():
     are not class heads: the check passes them; a real class head with the wrong count fails."""
     from types import SimpleNamespace
 
+    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     from rcnn_plugins.datasets.errors import DatasetError
@@ -385,6 +386,11 @@ def test_num_class_check_leaves_rpn_heads_and_backbones_alone():
                                                min_bbox_size=0))))
     loader = SimpleNamespace(dataset=SimpleNamespace(metainfo=dict(classes=('a', 'b', 'c')), ann_file='x.json'))
     NumClassCheckHook().before_train(SimpleNamespace(model=rpn, train_dataloader=loader))
+    # Any RPN head of a proposal detector is objectness-only (guided anchoring's is no RPNHead subclass).
+    ga_cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'guided_anchoring', 'ga-rpn_r18_fpn_demo.py'))
+    ga_rpn = MODELS.build(ga_cfg.model)
+    assert type(ga_rpn.bbox_head).__name__ == 'GARPNHead' and ga_rpn.bbox_head.num_classes == 1
+    NumClassCheckHook().before_train(SimpleNamespace(model=ga_rpn, train_dataloader=loader))
     head = MODELS.build(dict(type='Shared2FCBBoxHead', in_channels=4, fc_out_channels=8, roi_feat_size=7,
                              num_classes=2))
     model = torch.nn.Module()

@@ -6,7 +6,7 @@ hook (the name MMDetection 2.x used; on by default in ``configs/_base_/default_r
 compares, before training, validation and testing, every head's ``num_classes`` with
 ``len(dataset.metainfo['classes'])`` and raises one ``DatasetError`` naming both and the fix.
 Left out: RPN heads (one objectness class, whether the detector calls them ``rpn_head`` or, as
-the ``RPN`` detector does, ``bbox_head``) and the backbone / neck (mmcv's ``VGG`` has an
+the ``RPN`` detector does, ``bbox_head``: every head of an ``RPN`` detector is one) and the backbone / neck (mmcv's ``VGG`` has an
 ImageNet ``num_classes``, -1 when its classifier is not built).
 """
 from mmengine.hooks import Hook
@@ -14,6 +14,7 @@ from mmengine.model import is_model_wrapper
 
 from rcnn_plugins.datasets.errors import DatasetError
 from rcnn_plugins.models.dense_heads import RPNHead
+from rcnn_plugins.models.detectors import RPN
 from rcnn_plugins.registry import HOOKS
 
 
@@ -29,6 +30,8 @@ class NumClassCheckHook(Hook):
         if classes is None:
             return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if isinstance(model, RPN):  # a proposal detector (any RPN head: plain, guided anchoring, cascade)
+            return
         for name, module in model.named_modules():
             num_classes = getattr(module, 'num_classes', None)
             if (not isinstance(num_classes, int) or name == '' or isinstance(module, RPNHead)

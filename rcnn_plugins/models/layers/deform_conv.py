@@ -27,7 +27,16 @@ def safe_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tens
     happens once a diverging training run produces NaN activations; a crash would hide the
     divergence from every hook. NaN offsets are sampled as 0 and the whole output is made NaN
     (no host sync), so the run fails the way any other NaN does.
+
+    The CPU kernel has no bf16 / fp16 version (CPU autocast, ``--amp``, hands it bf16 features):
+    there the op runs in float32 and its output is cast back to ``x``'s dtype.
     """
+    if x.device.type == 'cpu' and x.dtype in (torch.bfloat16, torch.float16):
+        with torch.autocast('cpu', enabled=False):
+            out = safe_deform_conv2d(x.float(), offset.float(), weight.float(),
+                                     None if bias is None else bias.float(), stride, padding, dilation,
+                                     None if mask is None else mask.float())
+        return out.to(x.dtype)
     has_nan = torch.isnan(offset).any()
     out = deform_conv2d(x, torch.nan_to_num(offset.to(x.dtype), nan=0.0), weight, bias, stride=stride,
                         padding=padding, dilation=dilation, mask=None if mask is None else mask.to(x.dtype))

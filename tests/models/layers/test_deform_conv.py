@@ -125,3 +125,21 @@ def test_nan_offsets_give_nan_not_a_crash():
     assert torch.isnan(dcn.deform_forward(x, offset)).all()
     offset = torch.zeros(2, 18, 7, 9)
     torch.testing.assert_close(dcn.deform_forward(x, offset), F.conv2d(x, dcn.weight, padding=1), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason='this CPU has no native bf16')
+@pytest.mark.parametrize('cls', [DeformConv2dPack, ModulatedDeformConv2dPack])
+def test_cpu_bf16_autocast_runs_in_float32(cls):
+    """torchvision's CPU kernel has no bf16: under CPU autocast (``--amp``) the layer takes bf16
+    features, runs in float32 and returns bf16 equal to the float32 layer on the same (rounded) input."""
+    torch.manual_seed(0)
+    layer = cls(4, 6, 3, padding=1)
+    torch.nn.init.normal_(layer.conv_offset.weight, std=0.1)  # non-zero offsets (and masks for DCNv2)
+    x = torch.randn(1, 4, 7, 9).to(torch.bfloat16)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = layer(x)
+        out.float().sum().backward()  # the backward runs too
+    assert out.dtype == torch.bfloat16
+    expected = layer(x.float())
+    assert torch.allclose(out.float(), expected, rtol=2e-2, atol=2e-2)
+    assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
