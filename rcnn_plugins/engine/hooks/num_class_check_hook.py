@@ -6,8 +6,8 @@ hook (the name MMDetection 2.x used; on by default in ``configs/_base_/default_r
 compares, before training, validation and testing, every head's ``num_classes`` with
 ``len(dataset.metainfo['classes'])`` and raises one ``DatasetError`` naming both and the fix.
 Left out: RPN heads (one objectness class, whether the detector calls them ``rpn_head`` or, as
-the ``RPN`` detector does, ``bbox_head``: every head of an ``RPN`` detector is one) and the backbone / neck (mmcv's ``VGG`` has an
-ImageNet ``num_classes``, -1 when its classifier is not built).
+the ``RPN`` detector does, ``bbox_head``: every head of an ``RPN`` detector is one) and the
+backbone / neck (mmcv's ``VGG`` has an ImageNet ``num_classes``, -1 when its classifier is not built).
 """
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
