@@ -145,3 +145,26 @@ def test_components_tiny(components):
         assert all(_positive(v) for v in meds.values())
         assert all(_positive(v) for v in result[key]['ratio_peer_over_ours'].values())
     assert components.format_table(result)
+
+
+def test_configs_benchmark_tiny(tmp_path):
+    """Two demo configs on the same generated batches: one row each, the first the ratios' reference,
+    the ratios the quotients of the medians."""
+    import sys
+    sys.path.insert(0, os.path.join(REPO_ROOT, 'tools'))
+    import make_demo_data
+    from benchmarks import configs as bench_configs
+    data = tmp_path / 'data'
+    make_demo_data.main(['--out', str(data), '--num-train', '4', '--num-val', '4', '--min-size', '64',
+                         '--max-size', '96'])
+    paths = [os.path.join(REPO_ROOT, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py'),
+             os.path.join(REPO_ROOT, 'configs', 'rpn', 'rpn_r18_fpn_demo.py')]
+    result = bench_configs.run_configs(paths, str(data), rounds=1, warmup=0, amp=False, log=lambda *a: None)
+    first, second = result['rows']
+    assert [r['config'] for r in result['rows']] == paths
+    assert first['train_ratio'] == first['infer_ratio'] == 1.0
+    assert second['train_ratio'] == pytest.approx(second['train_s'] / first['train_s'])
+    assert second['infer_ratio'] == pytest.approx(second['infer_s'] / first['infer_s'])
+    assert result['train_batch'] == 2 and result['infer_batch'] == 4
+    table = bench_configs.format_table(result)
+    assert 'rpn_r18_fpn_demo.py' in table and result['cpu'] in table
