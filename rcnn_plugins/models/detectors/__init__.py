@@ -1,5 +1,5 @@
-"""Detectors: the two-stage detector, Faster R-CNN, Cascade R-CNN, Grid R-CNN, CrowdDet, Fast R-CNN (given proposals) and the
-proposal-only RPN."""
+"""Detectors: the two-stage detector, Faster R-CNN, Cascade R-CNN, Grid R-CNN, CrowdDet, Fast R-CNN (given
+proposals) and the proposal-only RPN."""
 from .base import BaseDetector
 from .cascade_rcnn import CascadeRCNN
 from .crowddet import CrowdDet

@@ -6,4 +6,5 @@ from .max_iou_assigner import MaxIoUAssigner
 from .multi_instance_assigner import MultiInstanceAssigner
 from .region_assigner import RegionAssigner
 
-__all__ = ['ApproxMaxIoUAssigner', 'AssignResult', 'BboxOverlaps2D', 'MaxIoUAssigner', 'MultiInstanceAssigner', 'RegionAssigner']
+__all__ = ['ApproxMaxIoUAssigner', 'AssignResult', 'BboxOverlaps2D', 'MaxIoUAssigner', 'MultiInstanceAssigner',
+           'RegionAssigner']

@@ -1,6 +1,5 @@
 """``MultiInstanceSamplingResult``: a :class:`SamplingResult` whose RoIs each carry ``num_instance`` targets
 (CrowdDet), negatives included."""
-import torch
 from torch import Tensor
 
 from ..assigners.assign_result import AssignResult
