@@ -1,0 +1,78 @@
+"""CrowdDet end to end on tiny inputs: losses finite with gradients reaching every stage, predictions,
+and a strict load of a state_dict with MMDetection's key layout (from its zoo key list)."""
+import json
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData
+from repo_paths import REPO_ROOT
+
+from rcnn_plugins.structures import DetDataSample
+
+ZOO = os.environ.get('MMDET_ZOO_DIR', osp.join(REPO_ROOT, '..', 'shared', 'mmdet_zoo'))
+CONFIGS = ['crowddet-rcnn_r50_fpn_8xb2-30e_crowdhuman', 'crowddet-rcnn_refine_r50_fpn_8xb2-30e_crowdhuman']
+
+
+def build(name):
+    from rcnn_plugins.registry import MODELS
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'crowddet', name + '.py'))
+    init_default_scope('rcnn_plugins')
+    cfg.model.backbone.init_cfg = None  # no pretrained weights in tests
+    # Fewer proposals and RoIs: the step checks the plumbing, not CrowdHuman's workload.
+    cfg.model.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=64)
+    cfg.model.train_cfg.rcnn.sampler.num = 64
+    cfg.model.test_cfg.rpn.update(nms_pre=200, max_per_img=64)
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model)
+
+
+def samples():
+    s = DetDataSample(metainfo=dict(img_shape=(128, 128), ori_shape=(128, 128), scale_factor=(1., 1.),
+                                    pad_shape=(128, 128), batch_input_shape=(128, 128)))
+    s.gt_instances = InstanceData(bboxes=torch.tensor([[20., 20., 50., 110.], [35., 22., 65., 112.]]),
+                                  labels=torch.tensor([0, 0]))
+    s.ignored_instances = InstanceData(bboxes=torch.tensor([[80., 10., 125., 60.]]), labels=torch.tensor([-1]))
+    return [s]
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_loss_backward_and_predict(name):
+    model = build(name)
+    assert type(model).__name__ == 'CrowdDet'
+    inputs = torch.randn(1, 3, 128, 128)
+    model.train()
+    losses = model(inputs, samples(), mode='loss')
+    expected = {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_rcnn_emd'} | ({'loss_rcnn_emd_ref'} if 'refine' in name else set())
+    assert set(losses) == expected
+    total = sum(v.sum() for v in (x for val in losses.values() for x in (val if isinstance(val, list) else [val])))
+    assert torch.isfinite(total)
+    total.backward()
+    for param in ('roi_head.bbox_head.fc_cls.1.weight', 'roi_head.bbox_head.shared_fcs.0.weight',
+                  'rpn_head.rpn_conv.weight', 'neck.fpn_convs.0.conv.weight', 'backbone.layer4.2.conv3.weight'):
+        grad = dict(model.named_parameters())[param].grad
+        assert grad is not None and grad.abs().sum() > 0, param
+    model.eval()
+    with torch.no_grad():
+        pred = model(inputs, samples(), mode='predict')[0].pred_instances
+    assert pred.bboxes.shape[1:] == (4,) and len(pred.scores) == len(pred.labels) > 0
+    assert (pred.labels == 0).all() and (pred.scores[:-1] >= pred.scores[1:]).all()  # one class, best first
+    assert len(pred) <= 2 * 64  # at most k = 2 boxes per proposal
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_strict_load_of_mmdetection_layout(name):
+    path = osp.join(ZOO, 'keys', f'crowddet__{name}.json')
+    if not osp.exists(path):
+        pytest.skip(f'MMDetection zoo key list {path} not found (set MMDET_ZOO_DIR to the mmdet_zoo folder)')
+    with open(path) as f:
+        ref = json.load(f)
+    model = build(name)
+    g = torch.Generator().manual_seed(0)
+    state = {k: (torch.randn(shape, generator=g) if shape else torch.tensor(0)) for k, shape in ref['state_dict'].items()}
+    model.load_state_dict(state, strict=True)
+    key = 'roi_head.bbox_head.fc_reg.1.weight'
+    assert torch.equal(model.state_dict()[key], state[key])
