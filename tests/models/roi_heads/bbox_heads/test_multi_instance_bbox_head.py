@@ -102,7 +102,8 @@ def test_set_nms_hand_cases():
     assert set_nms(chain, torch.tensor([0.9, 0.8, 0.7]), torch.arange(3), 0.3, max_num=1).tolist() == [0]
 
 
-def test_set_nms_matches_slow_loop_on_random_crowds():
+@pytest.mark.parametrize('block', [256, 7, 1])
+def test_set_nms_matches_slow_loop_on_random_crowds(block):
     g = torch.Generator().manual_seed(1)
     for trial in range(10):
         n = 60
@@ -111,7 +112,7 @@ def test_set_nms_matches_slow_loop_on_random_crowds():
         scores = torch.rand(n, generator=g)
         groups = torch.arange(n) // 2  # pairs, as the k = 2 predictions of one RoI
         ref = greedy_set_nms(boxes.tolist(), scores.tolist(), groups.tolist(), 0.5)
-        assert set_nms(boxes, scores, groups, 0.5).tolist() == ref, trial
+        assert set_nms(boxes, scores, groups, 0.5, block=block).tolist() == ref, trial
 
 
 def test_set_nms_staticmethod_mmdetection_interface():
