@@ -16,7 +16,6 @@ above the score threshold (M <= k * proposals).
 """
 import torch
 from torch import Tensor
-
 from torchvision.ops import box_iou
 
 

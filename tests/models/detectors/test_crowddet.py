@@ -39,6 +39,10 @@ def samples():
     return [s]
 
 
+def total_loss(losses):
+    return sum(v.sum() for val in losses.values() for v in (val if isinstance(val, list) else [val]))
+
+
 @pytest.mark.parametrize('name', CONFIGS)
 def test_loss_backward_and_predict(name):
     model = build(name)
@@ -46,9 +50,10 @@ def test_loss_backward_and_predict(name):
     inputs = torch.randn(1, 3, 128, 128)
     model.train()
     losses = model(inputs, samples(), mode='loss')
-    expected = {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_rcnn_emd'} | ({'loss_rcnn_emd_ref'} if 'refine' in name else set())
+    expected = {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_rcnn_emd'}
+    expected |= {'loss_rcnn_emd_ref'} if 'refine' in name else set()
     assert set(losses) == expected
-    total = sum(v.sum() for v in (x for val in losses.values() for x in (val if isinstance(val, list) else [val])))
+    total = total_loss(losses)
     assert torch.isfinite(total)
     total.backward()
     for param in ('roi_head.bbox_head.fc_cls.1.weight', 'roi_head.bbox_head.shared_fcs.0.weight',
@@ -72,7 +77,29 @@ def test_strict_load_of_mmdetection_layout(name):
         ref = json.load(f)
     model = build(name)
     g = torch.Generator().manual_seed(0)
-    state = {k: (torch.randn(shape, generator=g) if shape else torch.tensor(0)) for k, shape in ref['state_dict'].items()}
+    state = {k: (torch.randn(shape, generator=g) if shape else torch.tensor(0))
+             for k, shape in ref['state_dict'].items()}
     model.load_state_dict(state, strict=True)
     key = 'roi_head.bbox_head.fc_reg.1.weight'
     assert torch.equal(model.state_dict()[key], state[key])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_cuda_loss_and_predict_match_cpu():
+    model = build(CONFIGS[1])
+    inputs = torch.randn(1, 3, 128, 128)
+    model.eval()
+    with torch.no_grad():
+        cpu = model(inputs, samples(), mode='predict')[0].pred_instances
+        model.cuda()
+        gpu = model(inputs.cuda(), samples(), mode='predict')[0].pred_instances
+    assert len(gpu) == len(cpu)
+    torch.testing.assert_close(gpu.scores.cpu(), cpu.scores, rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(gpu.bboxes.cpu(), cpu.bboxes, rtol=1e-3, atol=1e-2)
+    model.train()
+    cuda_samples = [s.to('cuda') for s in samples()]
+    losses = model(inputs.cuda(), cuda_samples, mode='loss')
+    total = total_loss(losses)
+    assert torch.isfinite(total)
+    total.backward()

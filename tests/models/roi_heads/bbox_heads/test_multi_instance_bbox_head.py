@@ -7,7 +7,6 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.structures import InstanceData
 from repo_paths import REPO_ROOT
 
 from rcnn_plugins.models.layers import set_nms
