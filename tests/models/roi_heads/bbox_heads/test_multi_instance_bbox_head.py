@@ -183,3 +183,29 @@ def test_state_dict_equals_mmdetection(with_refine, name):
     theirs = {k[len(prefix):]: v for k, v in ref.items() if k.startswith(prefix)}
     h = head(with_refine=with_refine, in_channels=256, roi_feat_size=7, fc_out_channels=1024)
     assert {k: list(v.shape) for k, v in h.state_dict().items()} == theirs
+
+
+def test_emd_loss_equals_the_two_orderings_on_random_rois():
+    """MMDetection's formulation, written out with torch.nn.functional: for each ordering, the two
+    predictions paired with the two targets, CE (ignore label -1 scored as background) plus the
+    SmoothL1 of person targets, summed per RoI; the smaller ordering per RoI, averaged."""
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(3)
+    num = 12
+    cls = torch.randn(num, 4, generator=g)
+    reg = torch.randn(num, 8, generator=g)
+    labels = torch.randint(-1, 2, (num, 2), generator=g)
+    targets = torch.randn(num, 8, generator=g)
+
+    def cost(c, r, lab, t):
+        out = F.cross_entropy(c, lab.clamp(min=0), reduction='none')
+        box = F.smooth_l1_loss(r, t, beta=1.0, reduction='none').sum(1)
+        return out + torch.where(lab > 0, box, torch.zeros_like(box))
+
+    straight = cost(cls[:, :2], reg[:, :4], labels[:, 0], targets[:, :4]) + \
+        cost(cls[:, 2:], reg[:, 4:], labels[:, 1], targets[:, 4:])
+    crossed = cost(cls[:, 2:], reg[:, 4:], labels[:, 0], targets[:, :4]) + \
+        cost(cls[:, :2], reg[:, :4], labels[:, 1], targets[:, 4:])
+    expected = torch.minimum(straight, crossed).mean()
+    loss = head().loss(cls, reg, None, labels, None, targets, None)['loss_rcnn_emd']
+    torch.testing.assert_close(loss, expected)

@@ -2,6 +2,7 @@
 
 Expected assignments are worked out by hand on a small layout, and on random layouts by a slow
 per-candidate reference written here from the rules (MMDetection's loop-free code read as prose)."""
+import pytest
 import torch
 from mmengine.structures import InstanceData
 
@@ -82,7 +83,8 @@ def reference(priors, gts, gt_labels, ignores, k, pos_thr, neg_thr):
     return out
 
 
-def test_random_layouts_match_reference():
+@pytest.mark.parametrize('gpu_assign_thr', [-1, 1])  # 1: the "many gts" path (matrices on the CPU)
+def test_random_layouts_match_reference(gpu_assign_thr):
     g = torch.Generator().manual_seed(0)
     for trial in range(5):
         def boxes(n, size=40.):
@@ -93,8 +95,8 @@ def test_random_layouts_match_reference():
         # Proposals near the gts so that positives exist.
         priors = torch.cat([gts + torch.randn(4, 4, generator=g) * 3, boxes(12)])
         gt = InstanceData(bboxes=gts, labels=torch.randint(0, 3, (4,), generator=g))
-        res = make(pos_iou_thr=0.5, neg_iou_thr=0.4).assign(InstanceData(priors=priors), gt,
-                                                              InstanceData(bboxes=ignores))
+        assigner = make(pos_iou_thr=0.5, neg_iou_thr=0.4, gpu_assign_thr=gpu_assign_thr)
+        res = assigner.assign(InstanceData(priors=priors), gt, InstanceData(bboxes=ignores))
         ref = reference(priors.tolist(), gts.tolist(), gt.labels.tolist(), ignores.tolist(), 2, 0.5, 0.4)
         assert res.gt_inds.tolist() == [[j for j, _, _ in row] for row in ref], trial
         assert res.labels.tolist() == [[lab for _, lab, _ in row] for row in ref], trial
