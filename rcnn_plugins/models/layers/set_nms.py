@@ -5,14 +5,14 @@ can both be detected; plain NMS would remove one of the pair again. "Set NMS" is
 descending score order, a kept box removes every later box with IoU above the threshold) with one
 change: a box never removes a box of its own set (the same RoI).
 
-Vectorised in blocks of the score-sorted boxes, like the bitmask NMS kernels: S[i, j] (i < j) says
-box i would remove box j (IoU > threshold, different RoIs), computed once as an (M, M) matrix. Per
-block (a Python loop over M / block blocks, not over boxes), the boxes removed by kept boxes of
-earlier blocks are dropped with one masked reduction; inside the block greedy NMS is the fixed
-point of ``keep = candidate and not any_i(S[i, :] and keep[i])`` (Cluster-NMS, Zheng et al. 2020),
-iterated from "all candidates kept" on a (block, block) matrix: after t rounds the first t boxes are
-decided, so it ends within ``block`` rounds, in practice a handful. Memory is O(M^2) for M boxes
-above the score threshold (M <= k * proposals).
+Vectorised in blocks of the score-sorted boxes (a Python loop over M / block blocks, never over
+boxes): a box of the current block is a candidate unless a *kept* box of an earlier block of
+another RoI overlaps it by more than the threshold (one IoU matrix kept-so-far x block); inside the
+block greedy NMS is the fixed point of ``keep = candidate and not any_i(S[i, :] and keep[i])``,
+S[i, j] (i < j) meaning "box i would remove box j" (Cluster-NMS, Zheng et al. 2020), iterated from
+"all candidates kept" on the (block, block) matrix: after t rounds the first t boxes are decided, so
+it ends within ``block`` rounds, in practice a handful. Work O(K * M) IoUs for K kept of M boxes,
+memory O(M * block).
 """
 import torch
 from torch import Tensor
@@ -40,14 +40,16 @@ def set_nms(bboxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float
         return torch.zeros((0,), dtype=torch.long, device=bboxes.device)
     order = scores.argsort(descending=True, stable=True)
     boxes, sets = bboxes[order].float(), groups[order]
-    later = torch.ones(num, num, dtype=torch.bool, device=bboxes.device).triu_(diagonal=1)
-    suppress = (box_iou(boxes, boxes) > iou_threshold) & (sets[:, None] != sets[None, :]) & later
     keep = torch.zeros(num, dtype=torch.bool, device=bboxes.device)
     for start in range(0, num, block):
         stop = min(start + block, num)
-        # Removed by a kept box of an earlier block?
-        candidate = ~(suppress[:start, start:stop] & keep[:start, None]).any(dim=0)
-        inner = suppress[start:stop, start:stop]
+        blk_boxes, blk_sets = boxes[start:stop], sets[start:stop]
+        kept = torch.nonzero(keep[:start]).reshape(-1)  # earlier blocks are final
+        # Removed by a kept box of an earlier block (of another RoI)?
+        removed = (box_iou(boxes[kept], blk_boxes) > iou_threshold) & (sets[kept][:, None] != blk_sets[None, :])
+        candidate = ~removed.any(dim=0)
+        later = torch.ones(stop - start, stop - start, dtype=torch.bool, device=bboxes.device).triu_(diagonal=1)
+        inner = (box_iou(blk_boxes, blk_boxes) > iou_threshold) & (blk_sets[:, None] != blk_sets[None, :]) & later
         cur = candidate
         for _ in range(stop - start):
             new = candidate & ~(inner & cur[:, None]).any(dim=0)
@@ -55,5 +57,7 @@ def set_nms(bboxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float
                 break
             cur = new
         keep[start:stop] = cur
+        if 0 < max_num <= int(keep.sum()):
+            break  # later blocks cannot change the max_num best kept boxes
     kept = order[keep]
     return kept[:max_num] if max_num > 0 else kept

@@ -112,6 +112,7 @@ def test_set_nms_matches_slow_loop_on_random_crowds(block):
         groups = torch.arange(n) // 2  # pairs, as the k = 2 predictions of one RoI
         ref = greedy_set_nms(boxes.tolist(), scores.tolist(), groups.tolist(), 0.5)
         assert set_nms(boxes, scores, groups, 0.5, block=block).tolist() == ref, trial
+        assert set_nms(boxes, scores, groups, 0.5, max_num=9, block=block).tolist() == ref[:9], trial
 
 
 def test_set_nms_staticmethod_mmdetection_interface():
