@@ -151,3 +151,9 @@ def test_learns_two_people_that_plain_nms_would_merge():
     confident = pred.bboxes[pred.scores > 0.3]
     best_iou, best = bbox_overlaps(gts, confident).max(dim=1)
     assert (best_iou >= 0.5).all() and best[0] != best[1], (best_iou, confident)
+
+
+def test_export_is_refused_with_the_reason():
+    from rcnn_plugins.deployment.export_wrapper import DetectorExportWrapper
+    with pytest.raises(TypeError, match='cannot export MultiInstanceRoIHead.*eagerly'):
+        DetectorExportWrapper(build(CONFIGS[0]))
