@@ -95,3 +95,20 @@ def test_predict_uses_the_refined_outputs():
         cls, reg, _, _ = h.bbox_head(feats)
         first = h.bbox_head.predict_by_feat([rois], [cls], [reg], [samples[0].metainfo], TEST)[0]
     assert not (len(first) == len(dets) and torch.allclose(first.scores, dets.scores))
+
+
+def test_image_without_people_trains_on_background():
+    x, props, samples = inputs()
+    samples[0].gt_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+    h = build(True)
+    for ignore in (samples[0].ignored_instances, None):  # only a crowd region; nothing at all
+        if ignore is None:
+            del samples[0].ignored_instances
+        results, _ = h.assign_and_sample(x, props, samples)
+        assert results[0].pos_inds.numel() == 0 and results[0].neg_inds.numel() > 0
+        losses = h.loss(x, copy.deepcopy(props), samples)
+        total = sum(losses.values())
+        assert torch.isfinite(total)
+        h.zero_grad()
+        total.backward()
+        assert all(torch.isfinite(p.grad).all() for p in h.parameters() if p.grad is not None)
