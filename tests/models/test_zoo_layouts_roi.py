@@ -31,6 +31,10 @@ LAYOUTS = [
     ('pisa/faster-rcnn_r50_fpn_pisa_1x_coco.py', 'pisa__faster-rcnn_r50_fpn_pisa_1x_coco.json'),
     ('grid_rcnn/grid-rcnn_r50_fpn_gn-head_1x_coco.py', 'grid_rcnn__grid-rcnn_r50_fpn_gn-head_1x_coco.json'),
     ('grid_rcnn/grid-rcnn_r50_fpn_gn-head_2x_coco.py', 'grid_rcnn__grid-rcnn_r50_fpn_gn-head_2x_coco.json'),
+    ('crowddet/crowddet-rcnn_r50_fpn_8xb2-30e_crowdhuman.py',
+     'crowddet__crowddet-rcnn_r50_fpn_8xb2-30e_crowdhuman.json'),
+    ('crowddet/crowddet-rcnn_refine_r50_fpn_8xb2-30e_crowdhuman.py',
+     'crowddet__crowddet-rcnn_refine_r50_fpn_8xb2-30e_crowdhuman.json'),
 ]
 
 
