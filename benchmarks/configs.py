@@ -8,7 +8,6 @@ gives medians and each model's ratio to the first config's: a variant's cost per
 in one run (the demo's wall times differ with whatever else the machine does).
 """
 import argparse
-import copy
 import json
 import os
 import statistics
@@ -17,10 +16,8 @@ from typing import Dict, List
 
 import torch
 from mmengine.config import Config
-from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
 
+from rcnn_plugins.engine.step_timer import build_for_training, take_batches
 from .cli import cpu_model
 from .cpu_table import isa_flags
 
@@ -30,36 +27,12 @@ def _data_root_options(data: str) -> dict:
     return {'train_dataloader.dataset.data_root': root, 'val_dataloader.dataset.data_root': root}
 
 
-def take_batches(cfg: Config, split: str, count: int) -> list:
-    """The first ``count`` batches of the config's ``{split}_dataloader`` (the demo's real images)."""
-    loader_cfg = copy.deepcopy(cfg[f'{split}_dataloader'])
-    loader_cfg.num_workers = 0
-    loader_cfg.persistent_workers = False
-    loader = Runner.build_dataloader(loader_cfg, seed=0)
-    batches = []
-    for batch in loader:
-        batches.append(batch)
-        if len(batches) == count:
-            break
-    return batches
-
-
 def build(path: str, data: str, amp: bool):
-    """(model, optim_wrapper) of a config, weights from scratch (no pretrained downloads)."""
+    """(config, model, optim_wrapper) of a config file, weights from scratch, data under ``data``."""
     cfg = Config.fromfile(path)
     cfg.merge_from_dict(_data_root_options(data))
-    init_default_scope(cfg.get('default_scope', 'rcnn_plugins'))
-    from rcnn_plugins.registry import MODELS
-    cfg.model.backbone.init_cfg = None
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    wrapper_cfg = copy.deepcopy(cfg.optim_wrapper)
-    if amp:  # what tools/train.py --amp does on a CPU
-        for key in ('loss_scale', 'dtype', 'use_fsdp'):
-            wrapper_cfg.pop(key, None)
-        wrapper_cfg.type = 'BF16OptimWrapper'
-    return cfg, model, build_optim_wrapper(model, wrapper_cfg)
+    model, optim_wrapper = build_for_training(cfg, amp)
+    return cfg, model, optim_wrapper
 
 
 def run_configs(configs: List[str], data: str, rounds: int, warmup: int, amp: bool, log=print) -> dict:
