@@ -46,12 +46,12 @@ def run_configs(configs: List[str], data: str, rounds: int, warmup: int, amp: bo
         for path, (_, model, optim_wrapper) in zip(configs, models):
             model.train()
             start = time.perf_counter()
-            model.train_step(train_batches[i], optim_wrapper)  # the wrapper autocasts when amp
+            model.train_step(train_batches[i % len(train_batches)], optim_wrapper)  # the wrapper autocasts when amp
             train_s = time.perf_counter() - start
             model.eval()
             start = time.perf_counter()
             with torch.no_grad(), autocast:
-                model.test_step(val_batches[i])
+                model.test_step(val_batches[i % len(val_batches)])  # a small val set repeats
             infer_s = time.perf_counter() - start
             if i >= warmup:
                 times[path]['train'].append(train_s)
