@@ -18,6 +18,31 @@ from ....registry import MODELS
 from .bbox_head import BBoxHead
 
 
+def conv_fc_branch(num_convs: int, num_fcs: int, in_channels: int, conv_out_channels: int, fc_out_channels: int,
+                   flatten_factor: int = 1, conv_cfg=None, norm_cfg=None) -> Tuple[nn.ModuleList, nn.ModuleList, int]:
+    """``num_convs`` 3x3 ConvModules then ``num_fcs`` Linears, MMDetection's conv/fc branch layout.
+
+    Args:
+        in_channels: channels of the branch input.
+        flatten_factor: the first fc reads ``last_dim * flatten_factor`` values (``roi_feat_area``
+            when it reads the flattened (C, h, w) map, 1 after an average pool or another fc).
+
+    Returns:
+        (convs, fcs, width of the branch output).
+    """
+    last_dim = in_channels
+    convs = nn.ModuleList(ConvModule(last_dim if i == 0 else conv_out_channels, conv_out_channels, 3, padding=1,
+                                     conv_cfg=conv_cfg, norm_cfg=norm_cfg) for i in range(num_convs))
+    if num_convs > 0:
+        last_dim = conv_out_channels
+    fcs = nn.ModuleList()
+    if num_fcs > 0:
+        last_dim *= flatten_factor
+        fcs.extend(nn.Linear(last_dim if i == 0 else fc_out_channels, fc_out_channels) for i in range(num_fcs))
+        last_dim = fc_out_channels
+    return convs, fcs, last_dim
+
+
 @MODELS.register_module()
 class ConvFCBBoxHead(BBoxHead):
     """Box head with configurable shared and per-branch conv (3x3) and fc layers.
@@ -76,23 +101,11 @@ class ConvFCBBoxHead(BBoxHead):
 
     def _add_conv_fc_branch(self, num_convs: int, num_fcs: int, in_channels: int,
                             is_shared: bool = False) -> Tuple[nn.ModuleList, nn.ModuleList, int]:
-        """Build ``num_convs`` 3x3 ConvModules then ``num_fcs`` Linears; returns them and the output width."""
-        last_dim = in_channels
-        convs = nn.ModuleList()
-        for i in range(num_convs):
-            convs.append(ConvModule(last_dim if i == 0 else self.conv_out_channels, self.conv_out_channels, 3,
-                                    padding=1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg))
-        if num_convs > 0:
-            last_dim = self.conv_out_channels
-        fcs = nn.ModuleList()
-        if num_fcs > 0:
-            # The first fc of the head reads the flattened (C, 7, 7) map (or the pooled C-vector).
-            if (is_shared or self.num_shared_fcs == 0) and not self.with_avg_pool:
-                last_dim *= self.roi_feat_area
-            for i in range(num_fcs):
-                fcs.append(nn.Linear(last_dim if i == 0 else self.fc_out_channels, self.fc_out_channels))
-            last_dim = self.fc_out_channels
-        return convs, fcs, last_dim
+        """One branch of this head (see :func:`conv_fc_branch`)."""
+        # The first fc of the head reads the flattened (C, 7, 7) map (or the pooled C-vector).
+        flatten = (is_shared or self.num_shared_fcs == 0) and not self.with_avg_pool
+        return conv_fc_branch(num_convs, num_fcs, in_channels, self.conv_out_channels, self.fc_out_channels,
+                              self.roi_feat_area if flatten else 1, self.conv_cfg, self.norm_cfg)
 
     def _flat(self, x: Tensor) -> Tensor:
         """(R, C, h, w) -> (R, C*h*w), or (R, C) after the average pool; flat input passes."""

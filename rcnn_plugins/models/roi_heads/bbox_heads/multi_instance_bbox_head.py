@@ -18,7 +18,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
@@ -26,6 +25,7 @@ from ....registry import MODELS
 from ...layers.set_nms import set_nms
 from ...utils import empty_instances, require_cfg
 from .bbox_head import BBoxHead
+from .convfc_bbox_head import conv_fc_branch
 
 
 @MODELS.register_module()
@@ -110,20 +110,10 @@ class MultiInstanceBBoxHead(BBoxHead):
 
     def _add_conv_fc_branch(self, num_convs: int, num_fcs: int, in_channels: int,
                             is_shared: bool = False) -> Tuple[nn.ModuleList, nn.ModuleList, int]:
-        """``num_convs`` 3x3 ConvModules then ``num_fcs`` Linears; returns them and the output width."""
-        last_dim = in_channels
-        convs = nn.ModuleList(ConvModule(last_dim if i == 0 else self.conv_out_channels, self.conv_out_channels, 3,
-                                         padding=1) for i in range(num_convs))
-        if num_convs > 0:
-            last_dim = self.conv_out_channels
-        fcs = nn.ModuleList()
-        if num_fcs > 0:
-            if (is_shared or self.num_shared_fcs == 0) and not self.with_avg_pool:
-                last_dim *= self.roi_feat_area  # the first fc reads the flattened (C, 7, 7) map
-            fcs.extend(nn.Linear(last_dim if i == 0 else self.fc_out_channels, self.fc_out_channels)
-                       for i in range(num_fcs))
-            last_dim = self.fc_out_channels
-        return convs, fcs, last_dim
+        """One branch (see :func:`convfc_bbox_head.conv_fc_branch`); plain convs, as MMDetection's."""
+        flatten = (is_shared or self.num_shared_fcs == 0) and not self.with_avg_pool
+        return conv_fc_branch(num_convs, num_fcs, in_channels, self.conv_out_channels, self.fc_out_channels,
+                              self.roi_feat_area if flatten else 1)
 
     def _branch(self, x: Tensor, convs: nn.ModuleList, fcs: nn.ModuleList) -> Tensor:
         for conv in convs:
