@@ -1,8 +1,8 @@
 """How long one training step of a config takes on this machine, measured on the config's own data.
 
-Used to size a schedule to a wall-time budget (``tools/demo.py``: the same epochs on every run of
-one machine kind would be tuned to that kind) and by ``tools/benchmark_configs.py`` to compare
-configs on the same batches.
+Used to size a schedule to a wall-time budget (``tools/demo.py``: a fixed number of epochs would be
+tuned to one kind of CPU) and by ``tools/benchmark_configs.py`` to compare configs on the same
+batches.
 """
 import copy
 import statistics
