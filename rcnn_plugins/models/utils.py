@@ -1,9 +1,11 @@
 """Small helpers shared by the heads and detectors: unpacking ground truth from data samples,
-empty results, config checks, and the error type of MMDetection's argument assertions."""
+empty results, config checks, the dense heads' training step, and the error type of MMDetection's
+argument assertions."""
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.structures import InstanceData
+from torch import Tensor
 
 from ..structures import DetDataSample
 from ..structures.errors import MMDetArgumentError  # noqa: F401  (re-exported for the models)
@@ -79,3 +81,21 @@ def require_cfg(cfg, keys: Sequence[str], where: str) -> None:
     if missing:
         raise ValueError(f'{where}: config lacks {missing}; add them (see '
                          'configs/_base_/models/faster-rcnn_r50_fpn.py for the defaults)')
+
+
+def dense_head_loss(head, x: Sequence[Tensor], batch_data_samples: Sequence[DetDataSample],
+                    proposal_cfg=None, with_predictions: bool = False):
+    """A dense head's training step, MMDetection's ``BaseDenseHead.loss`` / ``loss_and_predict``:
+    ``head(x)`` once, then ``head.loss_by_feat(*outs, gts, metas, ignores)`` and, with
+    ``with_predictions``, ``head.predict_by_feat(*outs, batch_img_metas=metas, cfg=proposal_cfg)``
+    (the proposals of the same forward pass).
+
+    Returns:
+        the loss dict, or (loss dict, list of InstanceData per image) with ``with_predictions``.
+    """
+    outs = head(x)
+    gts, ignores, metas = unpack_gt_instances(batch_data_samples)
+    losses = head.loss_by_feat(*outs, gts, metas, ignores)
+    if not with_predictions:
+        return losses
+    return losses, head.predict_by_feat(*outs, batch_img_metas=metas, cfg=proposal_cfg)

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from ...registry import MODELS, TASK_UTILS, build_or_use
 from ...structures import DetDataSample
 from ..layers.nms import class_wise_nms
-from ..utils import require_cfg, unpack_gt_instances
+from ..utils import dense_head_loss, require_cfg
 
 
 class AnchorFreeHead(BaseModule):
@@ -132,17 +132,12 @@ class AnchorFreeHead(BaseModule):
 
     # ------------------------------------------------------------------ training
     def loss(self, x: Sequence[Tensor], batch_data_samples: Sequence[DetDataSample]) -> dict:
-        outs = self(x)
-        gts, ignores, metas = unpack_gt_instances(batch_data_samples)
-        return self.loss_by_feat(*outs, gts, metas, ignores)
+        return dense_head_loss(self, x, batch_data_samples)
 
     def loss_and_predict(self, x: Sequence[Tensor], batch_data_samples: Sequence[DetDataSample],
                          proposal_cfg: Optional[dict] = None) -> Tuple[dict, List[InstanceData]]:
         """Losses and (detached) predictions of one forward pass; ``proposal_cfg`` overrides test_cfg."""
-        outs = self(x)
-        gts, ignores, metas = unpack_gt_instances(batch_data_samples)
-        losses = self.loss_by_feat(*outs, gts, metas, ignores)
-        return losses, self.predict_by_feat(*outs, batch_img_metas=metas, cfg=proposal_cfg)
+        return dense_head_loss(self, x, batch_data_samples, proposal_cfg, with_predictions=True)
 
     def loss_by_feat(self, *args, **kwargs) -> dict:
         raise NotImplementedError(f'{type(self).__name__} has no loss; use a subclass such as FCOSHead')

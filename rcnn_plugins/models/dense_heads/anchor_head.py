@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ...registry import MODELS, TASK_UTILS, build_or_use
 from ...structures import DetDataSample
-from ..utils import require_cfg, unpack_gt_instances
+from ..utils import dense_head_loss, require_cfg
 
 
 def check_no_gt_proposals(sampler, where: str) -> None:
@@ -111,18 +111,12 @@ class AnchorHead(BaseModule):
 
     # ------------------------------------------------------------------ training
     def loss(self, x: Sequence[Tensor], batch_data_samples: Sequence[DetDataSample]) -> dict:
-        outs = self(x)
-        gts, ignores, metas = unpack_gt_instances(batch_data_samples)
-        return self.loss_by_feat(*outs, gts, metas, ignores)
+        return dense_head_loss(self, x, batch_data_samples)
 
     def loss_and_predict(self, x: Sequence[Tensor], batch_data_samples: Sequence[DetDataSample],
                          proposal_cfg: Optional[dict] = None) -> Tuple[dict, List[InstanceData]]:
         """Loss and (detached) predictions from one forward pass; ``proposal_cfg`` overrides test_cfg."""
-        outs = self(x)
-        gts, ignores, metas = unpack_gt_instances(batch_data_samples)
-        losses = self.loss_by_feat(*outs, gts, metas, ignores)
-        predictions = self.predict_by_feat(*outs, batch_img_metas=metas, cfg=proposal_cfg)
-        return losses, predictions
+        return dense_head_loss(self, x, batch_data_samples, proposal_cfg, with_predictions=True)
 
     def _get_targets_single(self, flat_anchors: Tensor, valid_flags: Tensor, gt_instances: InstanceData,
                     img_meta: dict, gt_instances_ignore: Optional[InstanceData] = None):
