@@ -80,7 +80,7 @@ def test_config(args: argparse.Namespace) -> Config:
 
 @command
 def test_main(argv=None) -> dict:
-    from rcnn_plugins.engine import build_runner
+    from rcnn_plugins.engine import build_runner, release_process_group
     args = test_parser().parse_args(argv)
     cfg = test_config(args)
     with unsafe_load(args):
@@ -88,7 +88,9 @@ def test_main(argv=None) -> dict:
         if args.backend != 'pytorch':
             from rcnn_plugins.deployment.backends import BackendTestHook
             runner.register_hook(BackendTestHook(args.backend, args.checkpoint))
-        return runner.test()
+        metrics = runner.test()
+    release_process_group()
+    return metrics
 
 
 # ---------------------------------------------------------------- inference path and backends

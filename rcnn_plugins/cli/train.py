@@ -62,8 +62,9 @@ def train_config(args: argparse.Namespace) -> Config:
 
 @command
 def train_main(argv=None) -> None:
-    from rcnn_plugins.engine import build_runner
+    from rcnn_plugins.engine import build_runner, release_process_group
     args = train_parser().parse_args(argv)
     cfg = train_config(args)
     with common.unsafe_load(args):
         build_runner(cfg).train()
+    release_process_group()

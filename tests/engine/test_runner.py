@@ -55,3 +55,17 @@ def test_setup_runtime_logs_once(monkeypatch):
     assert len(lines) == 1
     for reg, name, _ in REPLACED_NAMES:
         assert f'{reg}.{name}' in lines[0]
+
+
+def test_release_process_group_destroys_the_group_and_is_a_no_op_without_one(tmp_path):
+    """A finished distributed run's group is destroyed (tools/train.py and tools/test.py call it)."""
+    import torch.distributed as dist
+
+    from rcnn_plugins.engine import release_process_group
+    release_process_group()  # no group: nothing happens
+    assert not dist.is_initialized()
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
+    assert dist.is_initialized()
+    release_process_group()
+    assert not dist.is_initialized()
+    release_process_group()  # twice: still fine
