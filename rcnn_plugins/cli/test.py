@@ -7,7 +7,14 @@ import argparse
 
 from mmengine.config import Config
 
-from .common import add_runner_flags, amp_device, load_runner_config, loop_autocast, unsafe_load
+from .common import (
+    add_runner_flags,
+    amp_device,
+    exit_distributed_worker,
+    load_runner_config,
+    loop_autocast,
+    unsafe_load,
+)
 from .errors import UsageError, command
 
 
@@ -89,7 +96,8 @@ def test_main(argv=None) -> dict:
             from rcnn_plugins.deployment.backends import BackendTestHook
             runner.register_hook(BackendTestHook(args.backend, args.checkpoint))
         metrics = runner.test()
-    release_process_group()
+    if release_process_group():  # a torchrun worker: done (see exit_distributed_worker)
+        exit_distributed_worker()
     return metrics
 
 

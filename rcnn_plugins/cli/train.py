@@ -67,4 +67,5 @@ def train_main(argv=None) -> None:
     cfg = train_config(args)
     with common.unsafe_load(args):
         build_runner(cfg).train()
-    release_process_group()
+    if release_process_group():  # a torchrun worker: done (see exit_distributed_worker)
+        common.exit_distributed_worker()

@@ -73,14 +73,14 @@ def build_runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
-def release_process_group() -> None:
-    """Destroy the process group of a finished distributed run (nothing without one).
+def release_process_group() -> bool:
+    """Destroy the process group of a finished distributed run; True when there was one.
 
-    Left to the interpreter's exit, the gloo group's worker threads can be torn down while still
-    joinable and the process aborts (``terminate called without an active exception``, SIGABRT)
-    after a run that succeeded: torchrun then reports the whole job as failed. ``tools/train.py`` and
-    ``tools/test.py`` call this once their run is done.
+    ``tools/train.py`` and ``tools/test.py`` call this once their run is done, then end the worker
+    with :func:`rcnn_plugins.cli.common.exit_distributed_worker`.
     """
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        return True
+    return False

@@ -181,3 +181,23 @@ def test_a_bug_keeps_its_traceback():
 
     with pytest.raises(KeyError):
         buggy()
+
+
+def test_exit_distributed_worker_flushes_and_exits_zero(tmp_path):
+    """A finished torchrun worker leaves with status 0 after its output and log file are flushed,
+    skipping the interpreter's teardown (atexit handlers do not run)."""
+    import subprocess
+    import sys
+    log = tmp_path / 'worker.log'
+    code = ("import atexit, logging, sys\n"
+            f"logging.basicConfig(filename={str(log)!r}, level=logging.INFO)\n"
+            "logging.info('run done')\n"
+            "atexit.register(lambda: print('teardown ran'))\n"
+            "print('metrics printed', end='')\n"
+            "from rcnn_plugins.cli.common import exit_distributed_worker\n"
+            "exit_distributed_worker()\n"
+            "print('not reached')\n")
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stdout == 'metrics printed'
+    assert 'run done' in log.read_text()

@@ -62,10 +62,10 @@ def test_release_process_group_destroys_the_group_and_is_a_no_op_without_one(tmp
     import torch.distributed as dist
 
     from rcnn_plugins.engine import release_process_group
-    release_process_group()  # no group: nothing happens
+    assert release_process_group() is False  # no group: nothing happens
     assert not dist.is_initialized()
     dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
     assert dist.is_initialized()
-    release_process_group()
+    assert release_process_group() is True
     assert not dist.is_initialized()
-    release_process_group()  # twice: still fine
+    assert release_process_group() is False  # twice: still fine
