@@ -135,7 +135,7 @@ def exit_distributed_worker() -> None:
 
     In that teardown a C++ thread of torch's distributed stack can still be joinable when it is
     destroyed; the worker then aborts (``terminate called without an active exception``, SIGABRT)
-    after a run that succeeded, and torchrun fails the whole job (about 1 run in 8 of a two-process
+    after a run that succeeded, and torchrun fails the whole job (about 1 run in 6 of a two-process
     CPU test, with the process group already destroyed). Everything the run writes is closed by
     then: checkpoints are written atomically, the Runner's ``after_run`` closes its log backends.
     """
