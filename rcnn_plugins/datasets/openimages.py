@@ -97,20 +97,7 @@ class OpenImagesDataset(BaseDetDataset):
 
     def _image_sizes(self, data_list: List[dict]) -> None:
         if self.meta_file is not None:
-            try:
-                with open(self.meta_file, 'rb') as f:
-                    metas = restricted_load(f, {})
-            except (OSError, pickle.UnpicklingError) as err:
-                raise DatasetError(f'{self.meta_file}: cannot read the image metas ({err}); a pickle of '
-                                   'dict(filename, ori_shape) per image, or meta_file=None') from None
-            if len(metas) != len(data_list):
-                raise DatasetError(f'{self.meta_file}: {len(metas)} image metas for {len(data_list)} images of '
-                                   f'{self.ann_file}')
-            for info, meta in zip(data_list, metas):
-                if osp.basename(meta['filename']) != f'{info["img_id"]}.jpg':
-                    raise DatasetError(f'{self.meta_file}: meta of {meta["filename"]} where the annotations have '
-                                       f'image {info["img_id"]} (same order needed)')
-                info['height'], info['width'] = meta['ori_shape'][:2]
+            self._sizes_from_meta(data_list, ', or meta_file=None')
             return
         for info in data_list:
             try:
@@ -118,6 +105,27 @@ class OpenImagesDataset(BaseDetDataset):
                     info['width'], info['height'] = img.size
             except OSError as err:
                 raise DatasetError(f'image {info["img_path"]} cannot be read ({err}); check data_prefix') from None
+
+    def _meta_is_image(self, filename: str, img_id: str) -> bool:
+        """Whether the meta file's ``filename`` is the image ``img_id`` (metas come in annotation order)."""
+        return osp.basename(filename) == f'{img_id}.jpg'
+
+    def _sizes_from_meta(self, data_list: List[dict], hint: str = '') -> None:
+        """``height`` / ``width`` of every image from ``meta_file`` (MMDetection's pickle, read restricted)."""
+        try:
+            with open(self.meta_file, 'rb') as f:
+                metas = restricted_load(f, {})
+        except (OSError, pickle.UnpicklingError) as err:
+            raise DatasetError(f'{self.meta_file}: cannot read the image metas ({err}); a pickle of '
+                               f'dict(filename, ori_shape) per image{hint}') from None
+        if len(metas) != len(data_list):
+            raise DatasetError(f'{self.meta_file}: {len(metas)} image metas for {len(data_list)} images of '
+                               f'{self.ann_file}')
+        for info, meta in zip(data_list, metas):
+            if not self._meta_is_image(meta['filename'], info['img_id']):
+                raise DatasetError(f'{self.meta_file}: meta of {meta["filename"]} where the annotations have '
+                                   f'image {info["img_id"]} (same order needed)')
+            info['height'], info['width'] = meta['ori_shape'][:2]
 
     # ------------------------------------------------------------------ load
     def load_data_list(self) -> List[dict]:

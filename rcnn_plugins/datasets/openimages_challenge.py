@@ -20,13 +20,11 @@ Instances carry ``is_group_of`` (the key ``OpenImagesMetric`` reads). A malforme
 ``DatasetError`` naming the file and line.
 """
 import os.path as osp
-import pickle
 from collections import defaultdict
 from typing import List
 
 import numpy as np
 
-from ..fileio.safe_pickle import restricted_load
 from ..registry import DATASETS
 from .errors import DatasetError
 from .openimages import OpenImagesDataset
@@ -108,21 +106,11 @@ class OpenImagesChallengeDataset(OpenImagesDataset):
             i += 3 + count
         return data_list
 
+    def _meta_is_image(self, filename: str, img_id: str) -> bool:
+        return osp.splitext(osp.basename(filename))[0] == img_id  # the challenge's ids keep any extension
+
     def _image_sizes(self, data_list: List[dict]) -> None:
-        try:
-            with open(self.meta_file, 'rb') as f:
-                metas = restricted_load(f, {})
-        except (OSError, pickle.UnpicklingError) as err:
-            raise DatasetError(f'{self.meta_file}: cannot read the image metas ({err}); a pickle of '
-                               'dict(filename, ori_shape) per image') from None
-        if len(metas) != len(data_list):
-            raise DatasetError(f'{self.meta_file}: {len(metas)} image metas for {len(data_list)} images of '
-                               f'{self.ann_file}')
-        for info, meta in zip(data_list, metas):
-            if osp.splitext(osp.basename(meta['filename']))[0] != info['img_id']:
-                raise DatasetError(f'{self.meta_file}: meta of {meta["filename"]} where the annotations have '
-                                   f'image {info["img_id"]} (same order needed)')
-            info['height'], info['width'] = meta['ori_shape'][:2]
+        self._sizes_from_meta(data_list)  # meta_file is required here
 
     def _image_level_labels(self) -> dict:
         labels = defaultdict(list)

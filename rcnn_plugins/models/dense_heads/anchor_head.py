@@ -149,14 +149,23 @@ class AnchorHead(BaseModule):
         assign_result = self.assigner.assign(pred_instances, gt_instances, gt_instances_ignore)
         sampling = self.sampler.sample(assign_result, pred_instances, gt_instances)
 
-        # Targets for all N anchors at once; anchors outside the image, like unsampled ones, are
-        # background with weight 0. Sampled indices refer to the inside subset: map them back.
-        n = flat_anchors.size(0)
-        labels = flat_anchors.new_full((n,), self.num_classes, dtype=torch.long)
-        label_weights = flat_anchors.new_zeros(n)
-        bbox_targets = flat_anchors.new_zeros(n, 4)
-        bbox_weights = flat_anchors.new_zeros(n, 4)
-        pos_inds, neg_inds = inside_inds[sampling.pos_inds], inside_inds[sampling.neg_inds]
+        # Sampled indices refer to the inside subset: map them back to all N anchors.
+        return self._targets_from_sampling(flat_anchors.size(0), sampling, inside_inds[sampling.pos_inds],
+                                           inside_inds[sampling.neg_inds], flat_anchors)
+
+    def _targets_from_sampling(self, n: int, sampling, pos_inds: Tensor, neg_inds: Tensor, like: Tensor):
+        """Targets for all ``n`` anchors at once from one image's sampling result: positives at
+        ``pos_inds`` get their gt's label and box target (decoded boxes with ``reg_decoded_bbox``,
+        else coder deltas) and weight 1 (``pos_weight`` when > 0), negatives at ``neg_inds`` weight 1;
+        the rest (unsampled, or outside the image) is background with weight 0.
+
+        Returns:
+            labels (n,) long, label_weights (n,), bbox_targets (n, 4), bbox_weights (n, 4), avg_factor.
+        """
+        labels = like.new_full((n,), self.num_classes, dtype=torch.long)
+        label_weights = like.new_zeros(n)
+        bbox_targets = like.new_zeros(n, 4)
+        bbox_weights = like.new_zeros(n, 4)
         if self.reg_decoded_bbox:
             pos_targets = sampling.pos_gt_bboxes
         else:

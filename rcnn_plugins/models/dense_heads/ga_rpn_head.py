@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torchvision.ops import nms
 
 from ...registry import MODELS
+from ..postprocess import rpn_level_maps
 from ..utils import require_cfg
 from .guided_anchor_head import GuidedAnchorHead
 
@@ -75,9 +76,9 @@ class GARPNHead(GuidedAnchorHead):
                 loc = loc_preds[lvl][i].detach().sigmoid().reshape(-1)
                 # In training every location proposes (the location branch is still learning).
                 keep = loc >= (0.0 if self.training else self.loc_filter_thr)
-                cls = cls_scores[lvl][i].detach().float().permute(1, 2, 0).reshape(-1, self.cls_out_channels)
-                score = (cls.sigmoid()[:, 0] if self.use_sigmoid_cls else cls.softmax(-1)[:, 0])[keep]
-                deltas = bbox_preds[lvl][i].detach().float().permute(1, 2, 0).reshape(-1, 4)[keep]
+                score, deltas = rpn_level_maps(cls_scores[lvl][i], bbox_preds[lvl][i], self.cls_out_channels,
+                                               self.use_sigmoid_cls)
+                score, deltas = score[keep], deltas[keep]
                 anchors = guided[lvl][i][keep]
                 if 0 < cfg['nms_pre'] < score.numel():
                     score, top = score.topk(cfg['nms_pre'])

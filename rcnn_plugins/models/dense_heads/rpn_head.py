@@ -82,10 +82,20 @@ class RPNHead(AnchorHead):
             per image InstanceData(bboxes (K, 4), scores (K,) sorted descending, labels (K,) zeros),
             K <= max_per_img.
         """
+        anchors = self.prior_generator.grid_priors([tuple(s.shape[-2:]) for s in cls_scores],
+                                                   device=cls_scores[0].device)
+        return self.proposals_by_feat(cls_scores, bbox_preds, [anchors] * len(batch_img_metas), batch_img_metas,
+                                      cfg, rescale)
+
+    def proposals_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor], image_anchors: List[List[Tensor]],
+                          batch_img_metas: List[dict], cfg: Optional[dict] = None,
+                          rescale: bool = False) -> List[InstanceData]:
+        """:meth:`predict_by_feat` on given anchors: ``image_anchors[i]`` are image i's per level
+        (N_l, 4) anchors (the generator's grid, or a cascade stage's refined boxes)."""
         cfg = self.test_cfg if cfg is None else cfg
-        require_cfg(cfg, ('max_per_img', 'nms'), 'RPNHead proposal cfg (test_cfg.rpn / train_cfg.rpn_proposal)')
+        require_cfg(cfg, ('max_per_img', 'nms'),
+                    f'{type(self).__name__} proposal cfg (test_cfg.rpn / train_cfg.rpn_proposal)')
         device = cls_scores[0].device
-        anchors = self.prior_generator.grid_priors([tuple(s.shape[-2:]) for s in cls_scores], device=device)
         results = []
         # One image at a time through the function the export wrapper records (models/postprocess).
         for i, meta in enumerate(batch_img_metas):
@@ -93,7 +103,7 @@ class RPNHead(AnchorHead):
                     for c, r in zip(cls_scores, bbox_preds)]
             sf = meta['scale_factor'] if rescale else None
             boxes, scores = rpn_proposals(
-                [m[0] for m in maps], [m[1] for m in maps], anchors, self.bbox_coder,
+                [m[0] for m in maps], [m[1] for m in maps], image_anchors[i], self.bbox_coder,
                 torch.tensor(meta['img_shape'][:2], dtype=torch.float32, device=device), cfg,
                 None if sf is None else torch.tensor([sf[0], sf[1], sf[0], sf[1]], dtype=torch.float32,
                                                      device=device))

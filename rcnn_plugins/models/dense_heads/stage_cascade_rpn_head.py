@@ -19,10 +19,9 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ...structures import DetDataSample
 from ..layers.adaptive_conv import AdaptiveConv, anchor_offsets
-from ..postprocess import rpn_level_maps, rpn_proposals
 from ..task_modules.assigners.region_assigner import RegionAssigner
 from ..task_modules.samplers.pseudo_sampler import PseudoSampler
-from ..utils import require_cfg, unpack_gt_instances
+from ..utils import unpack_gt_instances
 from .rpn_head import RPNHead
 
 Levels = List[Tensor]
@@ -125,20 +124,8 @@ class StageCascadeRPNHead(RPNHead):
             InstanceData(priors=flat_anchors, valid_flags=flags), gt, meta, featmap_sizes, num_level_anchors,
             self.anchor_scales[0], self.anchor_strides, allowed_border=self.train_cfg.get('allowed_border', -1))
         sampling = self.sampler.sample(assign, InstanceData(priors=flat_anchors), gt)
-        n = flat_anchors.size(0)
-        labels = flat_anchors.new_full((n,), self.num_classes, dtype=torch.long)
-        label_weights = flat_anchors.new_zeros(n)
-        bbox_targets = flat_anchors.new_zeros(n, 4)
-        bbox_weights = flat_anchors.new_zeros(n, 4)
-        pos, neg = sampling.pos_inds, sampling.neg_inds
-        bbox_targets[pos] = sampling.pos_gt_bboxes if self.reg_decoded_bbox else \
-            self.bbox_coder.encode(sampling.pos_priors, sampling.pos_gt_bboxes)
-        bbox_weights[pos] = 1.0
-        labels[pos] = sampling.pos_gt_labels.long()
-        pos_weight = self.train_cfg.get('pos_weight', -1)
-        label_weights[pos] = 1.0 if pos_weight <= 0 else float(pos_weight)
-        label_weights[neg] = 1.0
-        return labels, label_weights, bbox_targets, bbox_weights, sampling.avg_factor
+        return self._targets_from_sampling(flat_anchors.size(0), sampling, sampling.pos_inds, sampling.neg_inds,
+                                           flat_anchors)
 
     def stage_loss(self, anchors: Levels, valid_flags: Levels, cls_scores, bbox_preds: Levels,
                    batch_gt_instances, batch_img_metas) -> dict:
@@ -209,19 +196,5 @@ class StageCascadeRPNHead(RPNHead):
         if not self.with_cls:
             raise ValueError('StageCascadeRPNHead: a stage without rpn_cls (with_cls=False) has no scores '
                              'to make proposals; make the last stage with_cls=True')
-        cfg = self.test_cfg if cfg is None else cfg
-        require_cfg(cfg, ('max_per_img', 'nms'), 'StageCascadeRPNHead proposal cfg (test_cfg.rpn)')
-        device = cls_scores[0].device
-        results = []
-        for i, meta in enumerate(batch_img_metas):
-            maps = [rpn_level_maps(c[i], r[i], self.cls_out_channels, self.use_sigmoid_cls)
-                    for c, r in zip(cls_scores, bbox_preds)]
-            sf = meta['scale_factor'] if rescale else None
-            boxes, scores = rpn_proposals(
-                [m[0] for m in maps], [m[1] for m in maps], [a[i] for a in anchors], self.bbox_coder,
-                torch.tensor(meta['img_shape'][:2], dtype=torch.float32, device=device), cfg,
-                None if sf is None else torch.tensor([sf[0], sf[1], sf[0], sf[1]], dtype=torch.float32,
-                                                     device=device))
-            results.append(InstanceData(bboxes=boxes, scores=scores,
-                                        labels=torch.zeros_like(scores, dtype=torch.long)))
-        return results
+        image_anchors = [[a[i] for a in anchors] for i in range(len(batch_img_metas))]
+        return self.proposals_by_feat(cls_scores, bbox_preds, image_anchors, batch_img_metas, cfg, rescale)

@@ -93,3 +93,20 @@ def test_metric_needs_the_hierarchy():
     with pytest.raises(KeyError, match='RELATION_MATRIX'):
         metric.process({}, [dict(instances=[], pred_instances=dict(bboxes=torch.zeros(0, 4), scores=torch.zeros(0),
                                                                    labels=torch.zeros(0, dtype=torch.long)))])
+
+
+def test_image_sizes_from_meta_file(oid, tmp_path):
+    """With meta_file the sizes come from MMDetection's pickle (not the images): boxes scale by them;
+    a meta naming another image, in the annotations' order, is an error naming both."""
+    import pickle
+    metas = [dict(filename='images/img1.jpg', ori_shape=(200, 400, 3)), dict(filename='images/img2.jpg',
+                                                                              ori_shape=(100, 100, 3))]
+    (tmp_path / 'metas.pkl').write_bytes(pickle.dumps(metas))
+    kwargs = dict(data_root=str(tmp_path), ann_file='ann.csv', label_file='labels.csv', hierarchy_file='hierarchy.json',
+                  data_prefix=dict(img='images/'), pipeline=[])
+    first = OpenImagesDataset(meta_file='metas.pkl', **kwargs)[0]
+    assert (first['height'], first['width']) == (200, 400)
+    assert first['instances'][0]['bbox'] == pytest.approx([40, 20, 120, 60])  # 0.1-0.3 of 400 x 200
+    (tmp_path / 'swapped.pkl').write_bytes(pickle.dumps(metas[::-1]))
+    with pytest.raises(DatasetError, match=r'swapped.pkl: meta of images/img2.jpg where the annotations have image img1'):
+        OpenImagesDataset(meta_file='swapped.pkl', **kwargs)
