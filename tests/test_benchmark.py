@@ -10,7 +10,6 @@ import pytest
 import torch
 from repo_paths import REPO_ROOT
 
-
 # Small proposal / RoI counts: at 64x96 the box head's two FC layers over 1000 RoIs would
 # otherwise dominate the run time.
 TINY_CFG = {
@@ -150,13 +149,10 @@ def test_components_tiny(components):
 def test_configs_benchmark_tiny(tmp_path):
     """Two demo configs on the same generated batches: one row each, the first the ratios' reference,
     the ratios the quotients of the medians."""
-    import sys
-    sys.path.insert(0, os.path.join(REPO_ROOT, 'tools'))
-    import make_demo_data
+    from demo_data import make_tiny_demo_data
+
     from benchmarks import configs as bench_configs
-    data = tmp_path / 'data'
-    make_demo_data.main(['--out', str(data), '--num-train', '4', '--num-val', '4', '--min-size', '64',
-                         '--max-size', '96'])
+    data = make_tiny_demo_data(tmp_path / 'data', num_train=4, num_val=4)
     paths = [os.path.join(REPO_ROOT, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py'),
              os.path.join(REPO_ROOT, 'configs', 'rpn', 'rpn_r18_fpn_demo.py')]
     result = bench_configs.run_configs(paths, str(data), rounds=1, warmup=0, amp=False, log=lambda *a: None)

@@ -2,12 +2,10 @@
 timing path on a tiny generated dataset."""
 import importlib.util
 import os.path as osp
-import sys
 
 import pytest
+from demo_data import make_tiny_demo_data
 from repo_paths import REPO_ROOT
-
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 
 
 def _demo():
@@ -28,11 +26,8 @@ def test_epochs_for_budget_by_hand(step_s, expected):
 
 
 def test_sized_epochs_times_the_demo_batches(tmp_path, monkeypatch, capsys):
-    import make_demo_data
     demo = _demo()
-    data = tmp_path / 'data'
-    make_demo_data.main(['--out', str(data), '--num-train', '4', '--num-val', '2', '--min-size', '64',
-                         '--max-size', '96'])
+    data = make_tiny_demo_data(tmp_path / 'data', num_train=4, num_val=2)
     opts = [f'train_dataloader.dataset.data_root={data}/']
     config = osp.join(REPO_ROOT, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
     # bf16 has one schedule: nothing is timed.
@@ -46,13 +41,10 @@ def test_sized_epochs_times_the_demo_batches(tmp_path, monkeypatch, capsys):
 
 def test_median_train_step_runs_the_real_step(tmp_path):
     """The timer trains the config's own model on its own batches and gives a positive median."""
-    import make_demo_data
     from mmengine.config import Config
 
     from rcnn_plugins.engine.step_timer import median_train_step
-    data = tmp_path / 'data'
-    make_demo_data.main(['--out', str(data), '--num-train', '6', '--num-val', '2', '--min-size', '64',
-                         '--max-size', '96'])
+    data = make_tiny_demo_data(tmp_path / 'data', num_train=6, num_val=2)
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py'))
     cfg.merge_from_dict({'train_dataloader.dataset.data_root': f'{data}/'})
     assert median_train_step(cfg, amp=False, steps=2, warmup=1) > 0

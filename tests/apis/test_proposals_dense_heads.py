@@ -1,19 +1,19 @@
 """Proposal files from the RPN variants: a two-stage detector whose rpn_head is a dense head other
 than RPNHead (FCOSHead, GARPNHead) writes, per image, its head's rescaled proposals."""
-import importlib.util
 import os.path as osp
 import pickle
 
 import numpy as np
 import pytest
 import torch
+from demo_data import make_tiny_demo_data
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
+from repo_paths import REPO_ROOT
 
 from rcnn_plugins.apis.proposals import generate_proposal_files
 from rcnn_plugins.registry import DATASETS, MODELS
-from repo_paths import REPO_ROOT
 
 REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
@@ -22,12 +22,7 @@ DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 @pytest.fixture(scope='module')
 def demo_data(tmp_path_factory):
     """2 val generated demo images of 64-96 px."""
-    spec = importlib.util.spec_from_file_location('make_demo_data', osp.join(REPO, 'tools', 'make_demo_data.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    root = str(tmp_path_factory.mktemp('demo'))
-    module.main(['--out', root, '--num-train', '1', '--num-val', '2', '--min-size', '64', '--max-size', '96'])
-    return root
+    return make_tiny_demo_data(tmp_path_factory.mktemp('demo'), num_train=1, num_val=2)
 
 
 HEADS = {

@@ -3,7 +3,6 @@ path (proposal file -> dataset -> LoadProposals -> Resize/RandomFlip -> PackDetI
 fits one image, and predicts on it in original pixels; ``gen_proposals`` writes, for every image
 of a dataset in annotation-file order, the RPN's own predictions in original pixels."""
 import copy
-import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -13,16 +12,17 @@ import sys
 import numpy as np
 import pytest
 import torch
+from demo_data import make_tiny_demo_data
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
+from repo_paths import REPO_ROOT
 
 from rcnn_plugins.apis.proposals import generate_proposal_files
 from rcnn_plugins.datasets.proposal_file import dump_proposal_file
 from rcnn_plugins.registry import DATASETS, MODELS
 from rcnn_plugins.structures import bbox_overlaps
-from repo_paths import REPO_ROOT
 
 REPO = REPO_ROOT
 DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
@@ -31,12 +31,7 @@ DEMO = osp.join(REPO, 'configs', 'faster_rcnn', 'faster-rcnn_r18_fpn_demo.py')
 @pytest.fixture(scope='module')
 def demo_data(tmp_path_factory):
     """4 train + 2 val generated demo images of 64-96 px."""
-    spec = importlib.util.spec_from_file_location('make_demo_data', osp.join(REPO, 'tools', 'make_demo_data.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    root = str(tmp_path_factory.mktemp('demo'))
-    module.main(['--out', root, '--num-train', '4', '--num-val', '2', '--min-size', '64', '--max-size', '96'])
-    return root
+    return make_tiny_demo_data(tmp_path_factory.mktemp('demo'), num_train=4, num_val=2)
 
 
 def demo_cfg(root):
